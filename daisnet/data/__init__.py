@@ -1,0 +1,1 @@
+"""Data: KINS categories and I/O, the synthetic scenes, Zarr layouts, torch datasets."""
