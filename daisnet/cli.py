@@ -21,6 +21,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _group() -> None:
+    """DAISnet: depth-aware amodal instance segmentation, as a reproducible pipeline."""
+
+
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """A user's mistake becomes one line on stderr and exit status 2, never a traceback."""
