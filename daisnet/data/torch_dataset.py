@@ -1,0 +1,159 @@
+"""The training/evaluation dataset: prepared store (+ depth and features stores) -> model inputs.
+
+An item is `(image, target)` in torchvision's detection convention. `image` (C, h, w) float32 holds
+the channels of `ModelConfig.inputs` in order (rgb in [0, 1], then the precomputed feature maps),
+plus a last channel of natural-log depth when the occlusion-edge head needs RoI depth. `target` has
+`boxes` (amodal, xyxy), `labels` (KINS category ids), `masks` (amodal, uint8), `visible_masks`.
+
+Augmentation (§4.2 "post processing": flip, contrast, random crop) is off unless asked for, as in the
+paper's ablation. Its randomness comes from a key given with the index (`dataset[(index, key)]`),
+so a resumed run draws exactly what an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from daisnet.data.prepared import PreparedStore, crop_row
+from daisnet.errors import InputError
+from daisnet.model.config import ModelConfig, channel_counts
+
+FEATURE_ARRAYS = {"depth": "regional", "depth_raw": "log_depth", "normal": "normals"}
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """§4.2 post-processing; `enabled: false` for the ablation, as the paper."""
+
+    enabled: bool = False
+    flip: float = 0.5  # probability of a horizontal flip
+    contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c] (RGB only)
+    crop: float = 0.8  # random crop keeping at least this fraction of each side (1 = off)
+    min_visible_area: int = 4  # px: instances less visible than this after a crop are dropped
+
+
+class AmodalDataset(Dataset):
+    def __init__(self, prepared: str | Path, config: ModelConfig, features: str | Path | None = None,
+                 depth: str | Path | None = None, augment: AugmentConfig = AugmentConfig(), seed: int = 0) -> None:
+        self.store = PreparedStore(prepared)
+        self.config = config
+        self.augment = augment
+        self.seed = seed
+        self.features_path = Path(features) if features is not None else None
+        self.depth_path = Path(depth) if depth is not None else None
+        needs_features = [k for k in config.inputs if k in FEATURE_ARRAYS]
+        if needs_features and self.features_path is None:
+            raise InputError(f"model.inputs {needs_features} need a features store", path="features")
+        if config.needs_roi_depth and self.depth_path is None:
+            raise InputError("the occlusion-edge head needs a depth store", path="depth")
+        self._features = self._open(self.features_path, [FEATURE_ARRAYS[k] for k in needs_features])
+        self._depth = self._open(self.depth_path, ["depth"]) if config.needs_roi_depth else None
+
+    def _open(self, path: Path | None, arrays: list[str]) -> zarr.Group | None:
+        if path is None or not arrays:
+            return None
+        try:
+            group = zarr.open_group(path, mode="r")
+        except Exception as exc:
+            raise InputError(f"cannot open Zarr store ({type(exc).__name__})", path=path) from None
+        missing = [a for a in arrays if a not in group]
+        if missing:
+            raise InputError(f"missing arrays {missing}", path=path)
+        if group[arrays[0]].shape[0] != len(self.store):
+            raise InputError(f"{group[arrays[0]].shape[0]} images, but the prepared store has {len(self.store)}",
+                             path=path)
+        return group
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def _row(self, group: zarr.Group, name: str, i: int) -> np.ndarray:
+        return crop_row(group[name], i, tuple(self.store.image_size[i]), self.store.canvas)
+
+    def channels(self, i: int) -> np.ndarray:
+        """(C, h, w) float32 model input of image i, before augmentation."""
+        parts = []
+        for kind in self.config.inputs:
+            if kind == "rgb":
+                parts.append(self.store.image(i).transpose(2, 0, 1).astype(np.float32) / 255.0)
+            else:
+                row = self._row(self._features, FEATURE_ARRAYS[kind], i).astype(np.float32)
+                parts.append(row.reshape(-1, *row.shape[-2:]))
+        if self._depth is not None:
+            depth = self._row(self._depth, "depth", i).astype(np.float32)
+            parts.append(np.log(np.maximum(depth, 1e-3))[None])
+        return np.concatenate(parts, axis=0)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        index, key = item if isinstance(item, tuple) else (item, 0)
+        image = self.channels(index)
+        inst = self.store.instances(index)
+        amodal, visible, labels = inst.amodal, inst.visible, inst.category.astype(np.int64)
+        boxes = inst.amodal_box.astype(np.float32)
+        if self.augment.enabled:
+            rng = np.random.default_rng([self.seed, key, index])
+            image, amodal, visible, labels = self._augment(rng, image, amodal, visible, labels)
+            boxes = boxes_from_masks(amodal)
+        target = {
+            "boxes": torch.from_numpy(np.ascontiguousarray(boxes)).reshape(-1, 4),
+            "labels": torch.from_numpy(np.ascontiguousarray(labels)),
+            "masks": torch.from_numpy(np.ascontiguousarray(amodal, dtype=np.uint8)),
+            "visible_masks": torch.from_numpy(np.ascontiguousarray(visible, dtype=np.uint8)),
+            "image_id": torch.tensor(int(self.store.image_id[index])),
+        }
+        return torch.from_numpy(np.ascontiguousarray(image)), target
+
+    def _augment(self, rng: np.random.Generator, image, amodal, visible, labels):
+        aug = self.augment
+        c, h, w = image.shape
+        if aug.crop < 1.0:
+            ch = int(round(h * rng.uniform(aug.crop, 1.0)))
+            cw = int(round(w * rng.uniform(aug.crop, 1.0)))
+            top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+            window = (slice(top, top + ch), slice(left, left + cw))
+            image = image[:, window[0], window[1]]
+            amodal, visible = amodal[:, window[0], window[1]], visible[:, window[0], window[1]]
+            keep = (visible.sum(axis=(1, 2)) >= aug.min_visible_area) & amodal.any(axis=(1, 2))
+            amodal, visible, labels = amodal[keep], visible[keep], labels[keep]
+        if rng.random() < aug.flip:
+            image = image[:, :, ::-1].copy()
+            amodal, visible = amodal[:, :, ::-1], visible[:, :, ::-1]
+            if "normal" in self.config.inputs:
+                first = self.channel_offsets()["normal"]
+                image[first] = -image[first]  # the x component of a normal flips with the image
+        if aug.contrast > 0 and "rgb" in self.config.inputs:
+            factor = rng.uniform(1 - aug.contrast, 1 + aug.contrast)
+            first = self.channel_offsets()["rgb"]
+            rgb = image[first:first + 3]
+            image[first:first + 3] = np.clip((rgb - rgb.mean()) * factor + rgb.mean(), 0.0, 1.0)
+        return image, amodal, visible, labels
+
+    def channel_offsets(self) -> dict[str, int]:
+        """First channel of each input kind in the image tensor."""
+        counts = channel_counts(self.config)
+        offsets, start = {}, 0
+        for kind in self.config.inputs:
+            offsets[kind] = start
+            start += counts[kind]
+        return offsets
+
+
+def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
+    """xyxy boxes (k, 4) of binary masks (k, h, w), pixel-edge convention (x1 = last column + 1)."""
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for j, mask in enumerate(masks):
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        boxes[j] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return boxes
+
+
+def collate(batch):
+    images, targets = zip(*batch)
+    return list(images), list(targets)

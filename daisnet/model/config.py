@@ -1,0 +1,104 @@
+"""The model's knobs (params.yaml `model.*`): every component the paper ablates is one of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from daisnet.errors import InputError
+
+INPUT_KINDS = ("rgb", "depth", "depth_raw", "normal")
+EDGE_MODES = ("off", "fcn", "mask_head", "conv1x1")
+BACKBONES = (18, 34, 50, 101)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of DAISnet.
+
+    inputs: any non-empty combination of `rgb` (3 ch), `depth` (the Dm regional maps, eq. 4-5),
+        `depth_raw` (z-normalized log10 depth, eq. 2-3: the paper's "DN"), `normal` (3 ch, eq. 15-16).
+    regional_channels: Dm, the number of regional maps (features.regional.offsets).
+    weights: `random`, `imagenet` (read from `imagenet_path`: nothing is downloaded) or a path to a
+        DAISnet checkpoint.
+    occlusion_edge: `off` or one of the paper's three edge-head setups (§3.7, Fig. 11).
+    shape_prior: `off` or `on` (the 3D shape-prior refinement of §3.8; plugs into the amodal
+        refinement chain, see roi_heads.py).
+    """
+
+    inputs: tuple[str, ...] = ("rgb",)
+    regional_channels: int = 4
+    backbone_depth: int = 18
+    weights: str = "random"
+    imagenet_path: str = "data/weights/resnet{depth}-imagenet.pth"
+    trainable_layers: int = 5
+    num_classes: int = 9  # background + KINS ids 1..8 (label = KINS category id)
+    min_size: int = 192
+    max_size: int = 640
+    anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
+    mask_head_width: int = 256
+    representation_size: int = 1024  # box head MLP width
+    rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000)  # (training, testing)
+    rpn_post_nms_top_n: tuple[int, int] = (2000, 1000)
+    box_batch_size_per_image: int = 512  # sampled RoIs per image for the box and mask losses
+    occlusion_edge: str = "off"
+    edge_head_width: int = 64
+    edge_sigma: float = 1.0  # Gaussian blur of the edge target, in RoI-grid px (eq. 24-25)
+    edge_depth_scale: float = 0.1  # per-object depth normalization: (ln d - mean_visible) / scale
+    edge_loss_weight: float = 1.0
+    refine_loss_weight: float = 1.0
+    shape_prior: str = "off"
+    box_detections_per_img: int = 100
+    box_score_thresh: float = 0.05
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def validate(self) -> None:
+        problems = []
+        if not self.inputs:
+            problems.append("model.inputs is empty: name at least one of " + ", ".join(INPUT_KINDS))
+        unknown = [i for i in self.inputs if i not in INPUT_KINDS]
+        if unknown:
+            problems.append(f"unknown model.inputs {unknown}: choose from {list(INPUT_KINDS)}")
+        if len(set(self.inputs)) != len(self.inputs):
+            problems.append(f"model.inputs {list(self.inputs)} names an input twice")
+        if self.occlusion_edge not in EDGE_MODES:
+            problems.append(f"model.occlusion_edge {self.occlusion_edge!r}: choose from {list(EDGE_MODES)}")
+        if self.shape_prior not in ("off", "on"):
+            problems.append(f"model.shape_prior {self.shape_prior!r}: choose off or on")
+        if self.backbone_depth not in BACKBONES:
+            problems.append(f"model.backbone_depth {self.backbone_depth}: choose from {list(BACKBONES)}")
+        if not 0 <= self.trainable_layers <= 5:
+            problems.append("model.trainable_layers must be in [0, 5]")
+        if self.min_size < 32 or self.max_size < self.min_size:
+            problems.append("model.min_size must be >= 32 and <= model.max_size")
+        if problems:
+            raise InputError("; ".join(problems), path="params.yaml")
+
+    @property
+    def needs_roi_depth(self) -> bool:
+        """Whether the image tensor carries a last channel of raw depth for RoI pooling."""
+        return self.occlusion_edge != "off"
+
+
+def channel_counts(config: ModelConfig) -> dict[str, int]:
+    return {"rgb": 3, "depth": config.regional_channels, "depth_raw": 1, "normal": 3}
+
+
+def backbone_channels(config: ModelConfig) -> int:
+    counts = channel_counts(config)
+    return sum(counts[kind] for kind in config.inputs)
+
+
+def config_from_params(model: dict, regional_channels: int) -> ModelConfig:
+    """`ModelConfig` from the `model` section of params.yaml; unknown keys are refused."""
+    model = dict(model)
+    known = set(ModelConfig.__dataclass_fields__) - {"extra", "regional_channels"}
+    unknown = sorted(set(model) - known)
+    if unknown:
+        raise InputError(f"unknown model params {unknown}", path="params.yaml")
+    for key in ("inputs", "anchor_sizes", "rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
+        if key in model:
+            value = model[key]
+            model[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+    config = ModelConfig(**model, regional_channels=regional_channels)
+    config.validate()
+    return config

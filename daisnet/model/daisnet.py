@@ -1,0 +1,122 @@
+"""DAISnet (Fig. 3): Mask R-CNN for amodal instance segmentation whose backbone sees depth.
+
+Calling convention is torchvision's: a list of images (C, H, W) in, a list of dicts out (training:
+a dict of losses). The channels of an image are the `model.inputs` in the order of
+`ModelConfig.inputs`, plus, when the occlusion-edge head is on, one last channel of natural-log depth
+for RoI pooling (`ModelConfig.needs_roi_depth`; `daisnet.data.torch_dataset` builds them). Outputs
+add `amodal_masks` (also as `masks`), `visible_masks` and `occlusion_edges` to boxes, labels, scores.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from torch import nn
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torchvision.ops import MultiScaleRoIAlign
+
+from daisnet.model.backbone import build_backbone
+from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
+from daisnet.model.occlusion_edge import EDGE_HEADS, OcclusionRefinement
+from daisnet.model.roi_heads import AmodalRoIHeads
+from daisnet.model.transform import AmodalTransform
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def channel_normalization(config: ModelConfig, rgb_mean=IMAGENET_MEAN, rgb_std=IMAGENET_STD):
+    """Per-channel mean and std for the transform (eq. 2). Depth features arrive normalized already."""
+    counts = channel_counts(config)
+    mean: list[float] = []
+    std: list[float] = []
+    for kind in config.inputs:
+        if kind == "rgb":
+            mean += list(rgb_mean)
+            std += list(rgb_std)
+        else:
+            mean += [0.0] * counts[kind]
+            std += [1.0] * counts[kind]
+    if config.needs_roi_depth:
+        mean.append(0.0)
+        std.append(1.0)
+    return mean, std
+
+
+class DAISNet(GeneralizedRCNN):
+    def __init__(self, config: ModelConfig, rgb_mean=IMAGENET_MEAN, rgb_std=IMAGENET_STD,
+                 load_pretrained: bool = True) -> None:
+        config.validate()
+        backbone = build_backbone(config, load_pretrained)
+        out = backbone.out_channels
+        sizes = tuple((s,) for s in config.anchor_sizes)
+        anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+        rpn = RegionProposalNetwork(
+            anchors, RPNHead(out, anchors.num_anchors_per_location()[0]),
+            fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
+            pre_nms_top_n=dict(zip(("training", "testing"), config.rpn_pre_nms_top_n)),
+            post_nms_top_n=dict(zip(("training", "testing"), config.rpn_post_nms_top_n)),
+            nms_thresh=0.7,
+        )
+        levels = ["0", "1", "2", "3"]
+        box_pool = MultiScaleRoIAlign(levels, 7, 2)
+        mask_pool = MultiScaleRoIAlign(levels, 14, 2)
+        width = config.mask_head_width
+        k = config.num_classes
+
+        def mask_head() -> MaskRCNNHeads:
+            return MaskRCNNHeads(out, (width,) * 4, 1)
+
+        edge_head = refinement = None
+        if config.occlusion_edge != "off":
+            edge_head = EDGE_HEADS[config.occlusion_edge](2, config.edge_head_width)
+            refinement = OcclusionRefinement()
+        roi_heads = AmodalRoIHeads(
+            box_pool, TwoMLPHead(out * 7 * 7, config.representation_size),
+            FastRCNNPredictor(config.representation_size, k),
+            0.5, 0.5, config.box_batch_size_per_image, 0.25, None, config.box_score_thresh, 0.5, config.box_detections_per_img,
+            mask_roi_pool=mask_pool, mask_head=mask_head(), mask_predictor=MaskRCNNPredictor(width, width, k),
+            visible_head=mask_head(), visible_predictor=MaskRCNNPredictor(width, width, k),
+            edge_head=edge_head, refinement=refinement, edge_sigma=config.edge_sigma,
+            edge_depth_scale=config.edge_depth_scale, edge_loss_weight=config.edge_loss_weight,
+            refine_loss_weight=config.refine_loss_weight,
+        )
+        mean, std = channel_normalization(config, rgb_mean, rgb_std)
+        transform = AmodalTransform(config.min_size, config.max_size, mean, std)
+        super().__init__(backbone, rpn, roi_heads, transform)
+        self.config = config
+        self.backbone_channels = backbone_channels(config)
+
+    def forward(self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]] | None = None):
+        expected = self.backbone_channels + int(self.config.needs_roi_depth)
+        for image in images:
+            if image.dim() != 3 or image.shape[0] != expected:
+                raise ValueError(f"expected images of shape ({expected}, H, W) for inputs "
+                                 f"{list(self.config.inputs)}, got {tuple(image.shape)}")
+        if self.training and targets is None:
+            raise ValueError("targets are required in training mode")
+        original_sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+        batch, targets = self.transform(images, targets)
+        tensors = batch.tensors
+        roi_depth = None
+        if self.config.needs_roi_depth:
+            roi_depth = tensors[:, -1:]
+            tensors = tensors[:, :-1]
+        features = self.backbone(tensors)
+        if isinstance(features, torch.Tensor):
+            features = OrderedDict([("0", features)])
+        batch.tensors = tensors
+        proposals, proposal_losses = self.rpn(batch, features, targets)
+        detections, detector_losses = self.roi_heads(features, proposals, batch.image_sizes, targets, roi_depth)
+        if self.training:
+            return {**detector_losses, **proposal_losses}
+        return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+
+def build_daisnet(config: ModelConfig, **kwargs) -> DAISNet:
+    return DAISNet(config, **kwargs)

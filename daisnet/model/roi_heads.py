@@ -1,0 +1,149 @@
+"""RoI heads for amodal instance segmentation: amodal boxes, visible and amodal masks, occlusion edge.
+
+torchvision's `RoIHeads` does the box branch and sampling; this subclass replaces the mask branch:
+- a visible mask head and an amodal mask head on the same pooled features (class-specific logits,
+  torchvision's `maskrcnn_loss`);
+- optional occlusion-edge head on RoI-pooled depth and the occlusion refinement of the amodal logits
+  (daisnet/model/occlusion_edge.py);
+- then a chain of `amodal_refiners` (the hook the shape prior plugs into): each takes the mask
+  features, the current amodal logits of the predicted class and a context dict, and returns
+  refined logits and its losses. The last logits are the reported amodal mask.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.detection.roi_heads import (
+    RoIHeads,
+    fastrcnn_loss,
+    maskrcnn_loss,
+    project_masks_on_boxes,
+)
+from torchvision.ops import roi_align
+
+from daisnet.model.occlusion_edge import (
+    OcclusionRefinement,
+    normalize_roi_depth,
+    occlusion_edge_loss,
+    occlusion_edge_target,
+)
+
+
+class AmodalRefiner(Protocol):
+    """What the shape prior (or any later refinement) implements to plug into the amodal chain."""
+
+    def __call__(self, mask_features: torch.Tensor, amodal_logit: torch.Tensor, labels: torch.Tensor,
+                 context: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+
+
+def _pick(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(R, K, M, M) class-specific logits -> (R, 1, M, M) of each RoI's label."""
+    index = torch.arange(logits.shape[0], device=logits.device)
+    return logits[index, labels][:, None]
+
+
+def _project(gt_masks: list[torch.Tensor], proposals: list[torch.Tensor], matched: list[torch.Tensor],
+             size: int) -> torch.Tensor:
+    targets = [project_masks_on_boxes(m, p, i, size) for m, p, i in zip(gt_masks, proposals, matched)]
+    return torch.cat(targets, dim=0) if targets else torch.zeros(0, size, size)
+
+
+class AmodalRoIHeads(RoIHeads):
+    def __init__(self, *args, visible_head: nn.Module, visible_predictor: nn.Module,
+                 edge_head: nn.Module | None = None, refinement: OcclusionRefinement | None = None,
+                 edge_sigma: float = 1.0, edge_depth_scale: float = 0.1, edge_loss_weight: float = 1.0,
+                 refine_loss_weight: float = 1.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.visible_head = visible_head
+        self.visible_predictor = visible_predictor
+        self.edge_head = edge_head
+        self.refinement = refinement
+        self.edge_sigma = edge_sigma
+        self.edge_depth_scale = edge_depth_scale
+        self.edge_loss_weight = edge_loss_weight
+        self.refine_loss_weight = refine_loss_weight
+        self.amodal_refiners = nn.ModuleList()
+
+    def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                image_shapes: list[tuple[int, int]], targets: list[dict[str, torch.Tensor]] | None = None,
+                roi_depth: torch.Tensor | None = None) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        if self.training:
+            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
+        box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
+        class_logits, box_regression = self.box_predictor(box_features)
+
+        result: list[dict[str, torch.Tensor]] = []
+        losses: dict[str, torch.Tensor] = {}
+        if self.training:
+            loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+            losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+            mask_proposals, pos_matched, mask_labels = [], [], []
+            for image_index in range(len(proposals)):
+                pos = torch.where(labels[image_index] > 0)[0]
+                mask_proposals.append(proposals[image_index][pos])
+                pos_matched.append(matched_idxs[image_index][pos])
+                mask_labels.append(labels[image_index][pos])
+        else:
+            boxes, scores, det_labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+            result = [{"boxes": b, "labels": l, "scores": s} for b, l, s in zip(boxes, det_labels, scores)]
+            mask_proposals = boxes
+            mask_labels = det_labels
+
+        mask_features = self.mask_roi_pool(features, mask_proposals, image_shapes)
+        amodal_logits = self.mask_predictor(self.mask_head(mask_features))
+        visible_logits = self.visible_predictor(self.visible_head(mask_features))
+        flat_labels = torch.cat(mask_labels) if mask_labels else torch.zeros(0, dtype=torch.int64)
+        amodal = _pick(amodal_logits, flat_labels)
+        visible = _pick(visible_logits, flat_labels)
+        size = amodal.shape[-1]
+
+        context: dict[str, torch.Tensor] = {"visible_logit": visible}
+        if self.training:
+            gt_amodal = [t["masks"] for t in targets]
+            gt_visible = [t["visible_masks"] for t in targets]
+            gt_labels = [t["labels"] for t in targets]
+            losses["loss_mask"] = maskrcnn_loss(amodal_logits, mask_proposals, gt_amodal, gt_labels, pos_matched)
+            losses["loss_visible"] = maskrcnn_loss(visible_logits, mask_proposals, gt_visible, gt_labels, pos_matched)
+            amodal_target = _project(gt_amodal, mask_proposals, pos_matched, size)
+            context["amodal_target"] = amodal_target
+
+        edge = None
+        refined = amodal
+        if self.edge_head is not None:
+            if roi_depth is None:
+                raise ValueError("the occlusion-edge head needs the depth channel (roi_depth)")
+            pooled = roi_align(roi_depth, mask_proposals, output_size=size, spatial_scale=1.0, sampling_ratio=2)
+            depth = normalize_roi_depth(pooled, torch.sigmoid(visible), self.edge_depth_scale)
+            context["roi_depth"] = depth
+            edge = self.edge_head(torch.cat([depth, torch.sigmoid(visible)], dim=1))
+            refined = self.refinement(amodal, edge, visible, depth)
+            if self.training:
+                visible_target = _project(gt_visible, mask_proposals, pos_matched, size)
+                edge_target = occlusion_edge_target(amodal_target, visible_target, self.edge_sigma)
+                losses["loss_edge"] = self.edge_loss_weight * occlusion_edge_loss(edge, edge_target)
+                losses["loss_refine"] = self.refine_loss_weight * _mask_bce(refined, amodal_target)
+
+        for refiner in self.amodal_refiners:
+            refined, refiner_losses = refiner(mask_features, refined, flat_labels, context)
+            losses.update(refiner_losses)
+
+        if not self.training:
+            splits = [len(b) for b in mask_proposals]
+            outputs = {"masks": refined, "amodal_masks": refined, "visible_masks": visible}
+            if edge is not None:
+                outputs["occlusion_edges"] = edge
+            for key, logits in outputs.items():
+                for r, part in zip(result, torch.sigmoid(logits).split(splits)):
+                    r[key] = part
+        return result, losses
+
+
+def _mask_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L_or: the same BCE as eq. 25, for the refined amodal logits (R, 1, M, M)."""
+    if target.numel() == 0:
+        return logits.sum() * 0
+    return F.binary_cross_entropy_with_logits(logits[:, 0], target)

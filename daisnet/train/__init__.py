@@ -1,0 +1,1 @@
+"""Training DAISnet: schedule (eq. 27), checkpoints with resume, the loop (CPU, GPU, DDP)."""

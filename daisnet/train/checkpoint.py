@@ -1,0 +1,71 @@
+"""DAISnet checkpoints: plain state dicts and a metadata dict, loaded with `weights_only=True`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from daisnet.errors import InputError
+from daisnet.model.config import ModelConfig
+
+
+def config_to_meta(config: ModelConfig) -> dict[str, Any]:
+    meta = asdict(config)
+    meta.pop("extra", None)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
+
+
+def config_from_meta(meta: dict[str, Any]) -> ModelConfig:
+    fields = set(ModelConfig.__dataclass_fields__)
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.items() if k in fields}
+    return ModelConfig(**values)
+
+
+def fingerprint(payload: dict[str, Any]) -> str:
+    """Stable hash of a JSON-able dict (what a resumable run was started with)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save(path: str | Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically: a kill during the write never leaves a truncated file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found", path=path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"not a readable DAISnet checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
+                         path=path) from None
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """A trained DAISnet from a checkpoint written by the train stage, in eval mode."""
+    from daisnet.model import build_daisnet
+
+    state = load(path)
+    if "model" not in state or "meta" not in state or "model_config" not in state["meta"]:
+        raise InputError("not a DAISnet checkpoint (needs 'model' and 'meta.model_config')", path=path)
+    config = config_from_meta(state["meta"]["model_config"])
+    rgb_mean = state["meta"].get("rgb_mean")
+    rgb_std = state["meta"].get("rgb_std")
+    kwargs = {"rgb_mean": tuple(rgb_mean), "rgb_std": tuple(rgb_std)} if rgb_mean else {}
+    model = build_daisnet(config, load_pretrained=False, **kwargs)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise InputError(f"weights do not fit the model described in its metadata ({str(exc)[:300]})",
+                         path=path) from None
+    return model.to(device).eval()

@@ -1,0 +1,228 @@
+"""The DAISnet training loop: SGD with the smooth warm-up (eq. 27), resumable, CPU/GPU, DDP.
+
+Determinism: the data order of epoch e is a permutation seeded by (seed, e); augmentation draws are
+keyed by the iteration; the torch RNG (RoI sampling) is saved in every checkpoint. So a run killed
+after a checkpoint and resumed ends with the weights of an uninterrupted run (tests/test_train.py).
+
+Distributed: under `torchrun` (WORLD_SIZE > 1) each process takes its share of every global batch
+and gradients are averaged by DistributedDataParallel (gloo on CPU, nccl on GPU). Rank 0 logs and
+writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Sampler
+
+from daisnet.data.torch_dataset import AmodalDataset, collate
+from daisnet.errors import InputError
+from daisnet.model import ModelConfig, build_daisnet
+from daisnet.train import checkpoint
+from daisnet.train.schedule import learning_rate
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss term turned non-finite (the paper's random-weight runs did, §4.2)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    iterations: int = 300
+    batch_size: int = 2
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_iters: int = 100  # eq. 27: t
+    warmup_power: float = 1.3  # eq. 27: p
+    warmup_factor: float = 1.0  # eq. 27: f
+    decay_milestones: tuple[float, ...] = (0.8,)
+    decay_gamma: float = 0.1
+    grad_clip: float = 10.0  # max gradient norm; 0 = off (initial norms ~200 from random weights)
+    checkpoint_every: int = 100
+    log_every: int = 10
+    num_workers: int = 1
+    device: str = "auto"
+    seed: int = 0
+    extra: dict = field(default_factory=dict, compare=False)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class IterationSampler(Sampler):
+    """Yields the global batches of iterations [start, total), each item keyed `(index, iteration)`.
+
+    Epoch e visits the images in the order of a permutation seeded by (seed, e); the process of rank
+    r takes items r, r + world, ... of each global batch.
+    """
+
+    def __init__(self, size: int, batch_size: int, total: int, seed: int, start: int = 0,
+                 rank: int = 0, world: int = 1) -> None:
+        self.size, self.batch_size, self.total, self.seed = size, batch_size, total, seed
+        self.start, self.rank, self.world = start, rank, world
+
+    def global_batch(self, iteration: int) -> list[int]:
+        per = self.batch_size * self.world
+        first = iteration * per
+        out = []
+        for position in range(first, first + per):
+            epoch, offset = divmod(position, self.size)
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+            out.append(int(order[offset]))
+        return out
+
+    def __iter__(self):
+        for iteration in range(self.start, self.total):
+            batch = self.global_batch(iteration)[self.rank::self.world]
+            yield [(index, iteration) for index in batch]
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return (dist.get_rank(), dist.get_world_size()) if world > 1 else (0, 1)
+
+
+def _move(targets: list[dict[str, torch.Tensor]], device: torch.device) -> list[dict[str, torch.Tensor]]:
+    return [{k: v.to(device) for k, v in t.items()} for t in targets]
+
+
+def _check_finite(losses: dict[str, torch.Tensor], iteration: int, last_good: Path | None) -> None:
+    for name, value in losses.items():
+        if not torch.isfinite(value).all():
+            kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"iteration {iteration}: loss term {name!r} is {value.item()} (non-finite); {kept}. "
+                "Lower train.lr, lengthen train.warmup_iters or set train.grad_clip.")
+
+
+def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalDataset, out: Path,
+          work_dir: Path, logger: Any | None = None, fingerprint_extra: dict | None = None,
+          rgb_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> dict[str, Any]:
+    """Train and write the final checkpoint to `out`; resumable from `work_dir/last.pt`.
+
+    A checkpoint in `work_dir` is resumed only when it was started with the same configuration
+    (fingerprint of both configs and `fingerprint_extra`, e.g. the data's identity).
+    `rgb_stats` (mean, std) normalize RGB (eq. 2); ImageNet's by default.
+    Returns a summary (iterations, seconds, last losses).
+    """
+    rank, world = _distributed()
+    device = resolve_device(train_config.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.manual_seed(train_config.seed + rank)
+    model = build_daisnet(model_config, **({"rgb_mean": rgb_stats[0], "rgb_std": rgb_stats[1]} if rgb_stats else {}))
+    if model_config.weights not in ("random", "imagenet"):
+        init = checkpoint.load(model_config.weights)
+        missing, unexpected = model.load_state_dict(init["model"], strict=False)
+        real_missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if real_missing:
+            raise InputError(f"initial weights lack {real_missing[0]} (and {len(real_missing) - 1} more)",
+                             path=model_config.weights)
+    model.to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=train_config.lr, momentum=train_config.momentum,
+                                weight_decay=train_config.weight_decay)
+
+    run_id = checkpoint.fingerprint({"model": checkpoint.config_to_meta(model_config),
+                                     "train": _train_meta(train_config), "world": world, "rgb": rgb_stats, **(fingerprint_extra or {})})
+    work_dir = Path(work_dir)
+    last_path = work_dir / "last.pt"
+    start = 0
+    if last_path.is_file():
+        state = checkpoint.load(last_path)
+        if state.get("meta", {}).get("run_id") == run_id:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"][rank] if world > 1 else state["rng"][0])
+            start = int(state["meta"]["iteration"])
+            if rank == 0:
+                print(f"resuming from {last_path} at iteration {start}", flush=True)
+
+    train_model: torch.nn.Module = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    sampler = IterationSampler(len(dataset), train_config.batch_size, train_config.iterations,
+                               train_config.seed, start, rank, world)
+    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                        num_workers=train_config.num_workers,
+                        persistent_workers=False, pin_memory=device.type == "cuda")
+    train_model.train()
+    last_good = last_path if start > 0 else None
+    summary: dict[str, Any] = {"start_iteration": start}
+    begin = time.perf_counter()
+    iteration = start
+    for images, targets in loader:
+        lr = learning_rate(iteration, train_config.lr, train_config.iterations, train_config.warmup_iters,
+                           train_config.warmup_power, train_config.warmup_factor,
+                           tuple(train_config.decay_milestones), train_config.decay_gamma)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        images = [img.to(device, non_blocking=True) for img in images]
+        losses = train_model(images, _move(targets, device))
+        _check_finite(losses, iteration, last_good)
+        total = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, train_config.grad_clip if train_config.grad_clip > 0 else math.inf)
+        optimizer.step()
+        iteration += 1
+        if rank == 0 and logger is not None and (iteration % train_config.log_every == 0 or iteration == train_config.iterations):
+            logger.log(iteration, {"loss": float(total), "lr": lr, "grad_norm": float(grad_norm),
+                                   **{k: float(v) for k, v in losses.items()}})
+        if iteration % train_config.checkpoint_every == 0 or iteration == train_config.iterations:
+            rngs = _gather_rng(world)
+            if rank == 0:
+                checkpoint.save(last_path, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rngs,
+                    "meta": {"run_id": run_id, "iteration": iteration},
+                })
+                last_good = last_path
+    summary.update(iterations=iteration, seconds=time.perf_counter() - begin)
+    if rank == 0:
+        checkpoint.save(out, {"model": model.state_dict(), "meta": {
+            "model_config": checkpoint.config_to_meta(model_config), "train_config": _train_meta(train_config),
+            "iterations": iteration, "run_id": run_id,
+            "rgb_mean": list(model.transform.image_mean[:3]) if "rgb" in model_config.inputs else None,
+            "rgb_std": list(model.transform.image_std[:3]) if "rgb" in model_config.inputs else None,
+        }})
+    if world > 1:
+        dist.barrier()
+    return summary
+
+
+def _gather_rng(world: int) -> list[torch.Tensor]:
+    """Every rank's torch RNG state (rank 0 saves them all, so each rank resumes its own)."""
+    state = torch.get_rng_state()
+    if world == 1:
+        return [state]
+    gathered = [torch.empty_like(state) for _ in range(world)]
+    dist.all_gather(gathered, state)
+    return gathered
+
+
+def _train_meta(config: TrainConfig) -> dict[str, Any]:
+    meta = asdict(config)
+    meta.pop("extra", None)
+    # Neither changes the result: a run may resume with other values.
+    meta.pop("num_workers", None)
+    meta.pop("log_every", None)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}

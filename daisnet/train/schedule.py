@@ -1,0 +1,25 @@
+"""Learning-rate schedule: the paper's smooth warm-up (eq. 27), then a step decay."""
+
+from __future__ import annotations
+
+
+def smooth_warmup(iteration: int, warmup_iters: int, power: float, factor: float) -> float:
+    """Eq. 27: lr_w = (i / t)^p * f * lr_f for i < t; returns the multiplier of lr_f (1 after warm-up).
+
+    The paper's values for random weights: p = 1.3, t = 15000 (with f = 1).
+    """
+    if warmup_iters <= 0 or iteration >= warmup_iters:
+        return 1.0
+    return (iteration / warmup_iters) ** power * factor
+
+
+def step_decay(iteration: int, total: int, milestones: tuple[float, ...], gamma: float) -> float:
+    """Multiply by `gamma` at each milestone, given as fractions of the total iterations."""
+    passed = sum(1 for m in milestones if iteration >= m * total)
+    return gamma**passed
+
+
+def learning_rate(iteration: int, base_lr: float, total: int, warmup_iters: int, warmup_power: float,
+                  warmup_factor: float, milestones: tuple[float, ...], gamma: float) -> float:
+    return (base_lr * smooth_warmup(iteration, warmup_iters, warmup_power, warmup_factor)
+            * step_decay(iteration, total, milestones, gamma))

@@ -1,0 +1,142 @@
+"""DAISnet model: every input/head combination trains a step and predicts; conv1 widening is exact."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torchvision.models import resnet18
+
+from daisnet.errors import InputError
+from daisnet.model import ModelConfig, build_daisnet
+from daisnet.model.backbone import widen_first_conv
+from daisnet.model.config import INPUT_KINDS, backbone_channels
+from daisnet.model.occlusion_edge import normalize_roi_depth, occlusion_edge_target
+
+H, W = 64, 96
+# Tiny heads and few RoIs: the suite checks wiring, not capacity.
+TINY = dict(min_size=H, max_size=W, mask_head_width=16, edge_head_width=8, anchor_sizes=(16, 32, 64, 128, 256),
+            representation_size=32, rpn_pre_nms_top_n=(100, 50), rpn_post_nms_top_n=(50, 25),
+            box_batch_size_per_image=32, box_detections_per_img=8)
+
+
+def tiny_batch(config: ModelConfig, n: int = 2):
+    channels = backbone_channels(config) + int(config.needs_roi_depth)
+    g = torch.Generator().manual_seed(0)
+    images = [torch.rand(channels, H, W, generator=g) for _ in range(n)]
+    targets = []
+    for _ in range(n):
+        amodal = torch.zeros(2, H, W, dtype=torch.uint8)
+        amodal[0, 8:40, 10:60] = 1
+        amodal[1, 20:60, 40:90] = 1
+        visible = amodal.clone()
+        visible[0, 20:40, 40:60] = 0  # object 1 hides part of object 0
+        targets.append({"boxes": torch.tensor([[10.0, 8, 60, 40], [40, 20, 90, 60]]),
+                        "labels": torch.tensor([4, 2]), "masks": amodal, "visible_masks": visible})
+    return images, targets
+
+
+INPUT_SETS = [combo for r in range(1, 5) for combo in itertools.combinations(INPUT_KINDS, r)]
+
+
+@pytest.mark.parametrize("edge", ["off", "fcn", "mask_head", "conv1x1"])
+@pytest.mark.parametrize("inputs", INPUT_SETS, ids=["+".join(c) for c in INPUT_SETS])
+def test_every_combination_trains_a_step_and_predicts(inputs, edge):
+    torch.manual_seed(0)
+    config = ModelConfig(inputs=inputs, occlusion_edge=edge, **TINY)
+    model = build_daisnet(config)
+    images, targets = tiny_batch(config)
+    model.train()
+    losses = model(images, targets)
+    expected = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_visible", "loss_objectness", "loss_rpn_box_reg"}
+    if edge != "off":
+        expected |= {"loss_edge", "loss_refine"}
+    assert set(losses) == expected
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    first = model.backbone.body.conv1.weight
+    assert first.shape[1] == backbone_channels(config) and first.grad is not None
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    assert len(out) == 2
+    keys = {"boxes", "labels", "scores", "masks", "amodal_masks", "visible_masks"}
+    keys |= {"occlusion_edges"} if edge != "off" else set()
+    assert keys <= set(out[0])
+    n = len(out[0]["boxes"])
+    assert out[0]["amodal_masks"].shape == (n, 1, H, W)
+
+
+def test_widened_first_layer_equals_the_rgb_model_when_extra_channels_are_zero(tmp_path):
+    weights = tmp_path / "resnet18-imagenet.pth"
+    torch.manual_seed(1)
+    torch.save(resnet18().state_dict(), weights)
+    rgb = build_daisnet(ModelConfig(inputs=("rgb",), weights="imagenet", imagenet_path=str(weights), **TINY))
+    wide = build_daisnet(ModelConfig(inputs=("rgb", "depth"), weights="imagenet", imagenet_path=str(weights), **TINY))
+    assert wide.backbone.body.conv1.weight.shape[1] == 7
+    x = torch.rand(1, 3, H, W)
+    with torch.no_grad():
+        a = rgb.backbone.body.conv1(x)
+        b = wide.backbone.body.conv1(torch.cat([x, torch.zeros(1, 4, H, W)], dim=1))
+    assert torch.allclose(a, b, atol=1e-6)
+    # The extra filters repeat the RGB ones: channel c is channel c mod 3.
+    w = wide.backbone.body.conv1.weight
+    assert torch.equal(w[:, 3], w[:, 0]) and torch.equal(w[:, 6], w[:, 0]) and torch.equal(w[:, 5], w[:, 2])
+
+
+def test_widen_first_conv_keeps_rgb_filters():
+    conv = torch.nn.Conv2d(3, 8, 3)
+    wide = widen_first_conv(conv, 9)
+    assert torch.equal(wide.weight[:, :3], conv.weight)
+    assert torch.equal(wide.weight[:, 3:6], conv.weight) and torch.equal(wide.weight[:, 6:9], conv.weight)
+
+
+def test_missing_imagenet_file_says_where_to_put_it(tmp_path):
+    config = ModelConfig(weights="imagenet", imagenet_path=str(tmp_path / "r{depth}.pth"), **TINY)
+    with pytest.raises(InputError, match=r"r18\.pth.*resnet18-f37072fd\.pth"):
+        build_daisnet(config)
+
+
+def test_bad_model_params_are_refused():
+    with pytest.raises(InputError, match="unknown model.inputs"):
+        ModelConfig(inputs=("rgb", "lidar")).validate()
+    with pytest.raises(InputError, match="occlusion_edge"):
+        ModelConfig(occlusion_edge="big").validate()
+    with pytest.raises(InputError, match="empty"):
+        ModelConfig(inputs=()).validate()
+
+
+def test_wrong_channel_count_is_a_clear_error():
+    model = build_daisnet(ModelConfig(inputs=("rgb", "normal"), **TINY)).eval()
+    with pytest.raises(ValueError, match=r"expected images of shape \(6, H, W\)"):
+        model([torch.rand(3, H, W)])
+
+
+def test_occlusion_edge_target_marks_the_visible_boundary_next_to_the_hidden_part():
+    amodal = torch.zeros(1, 28, 28)
+    amodal[0, 4:24, 4:24] = 1
+    visible = amodal.clone()
+    visible[0, 4:24, 14:24] = 0  # right half hidden by an occluder
+    sharp = occlusion_edge_target(amodal, visible, sigma=0)
+    cols = torch.nonzero(sharp[0])[:, 1]
+    assert set(cols.tolist()) == {13}  # only the column touching the hidden half
+    assert sharp[0, 4:24, 13].eq(1).all()
+    soft = occlusion_edge_target(amodal, visible, sigma=1.0)
+    assert torch.allclose(soft[0, 10, 13], torch.tensor(1.0))  # a straight edge peaks at 1
+    assert 0 < soft[0, 10, 12] < 1 and 0 < soft[0, 10, 14] < 1
+    assert soft[0, 10, 5] == 0
+    # No occlusion, no edge: the natural boundary is not an occlusion edge.
+    assert occlusion_edge_target(amodal, amodal, sigma=1.0).sum() == 0
+
+
+def test_roi_depth_is_normalized_by_the_visible_region():
+    depth = torch.full((2, 1, 4, 4), 3.0)
+    depth[1] += 5.0  # a farther object: the same after normalization
+    depth[:, :, :, :1] = 1.0  # an occluder in the first column (nearer)
+    visible = torch.zeros(2, 1, 4, 4)
+    visible[:, :, :, 1:] = 1
+    out = normalize_roi_depth(depth, visible, scale=0.5)
+    assert torch.allclose(out[:, :, :, 1:], torch.zeros(2, 1, 4, 3))
+    assert (out[0, 0, :, 0] < 0).all()
