@@ -66,6 +66,90 @@ def synth(
             typer.echo(format_histogram(report[split]["occlusion"]))
 
 
+@app.command()
+def rasterize(
+    annotations: Path = typer.Argument(..., help="KINS annotation JSON (2019 or 2020 release, detected)."),
+    images: Path = typer.Argument(..., help="Folder the images' file_name are relative to (KINS: training/image_2)."),
+    out: Path = typer.Argument(..., help="Prepared store to write (replaced atomically), e.g. data/prepared/train.zarr."),
+    depth: Path = typer.Option(None, help="Ground-truth depth PNGs (uint16, metres x 256), same names as the images."),
+    workers: int = typer.Option(2, min=0, help="Dask worker processes (0: in this process); see DASK_SCHEDULER_ADDRESS."),
+    images_per_shard: int = typer.Option(128, min=1, help="Images per shard file."),
+    instances_per_shard: int = typer.Option(1024, min=1, help="Instance masks per shard file."),
+    batch_images: int = typer.Option(16, min=1, help="Images held in memory at once by a worker."),
+    batch_instances: int = typer.Option(128, min=1, help="Masks held in memory at once by a worker."),
+) -> None:
+    """Rasterize KINS annotations into the prepared Zarr store (images, amodal/visible masks, boxes)."""
+    from daisnet.data.rasterize import RasterizeConfig, rasterize as run
+
+    with user_errors():
+        config = RasterizeConfig(workers=workers, images_per_shard=images_per_shard,
+                                 instances_per_shard=instances_per_shard, batch_images=batch_images,
+                                 batch_instances=batch_instances)
+        report = run(annotations, images, out, depth_dir=depth, config=config, progress=sys.stderr.isatty())
+        typer.echo(f"{out}: {report['images']} images, {report['instances']} instances (KINS-{report['release']}); "
+                   f"skipped {report['skipped']}")
+
+
+@app.command("depth")
+def depth_cmd(
+    prepared: Path = typer.Option(..., help="Prepared store (data/prepared/{split}.zarr)."),
+    out: Path = typer.Option(..., help="Depth store to write (replaced atomically)."),
+    source: str = typer.Option("ground_truth", help="ground_truth: copy `depth_gt` (synthetic data); bts: predict."),
+) -> None:
+    """Write a depth store: metric depth per image on the prepared canvas."""
+    from daisnet.depth.store import write_depth_store
+
+    with user_errors():
+        if source != "ground_truth":
+            raise InputError(f"--source {source}: only ground_truth is available yet")
+        typer.echo(write_depth_store(prepared, out, source=source, progress=sys.stderr.isatty()))
+
+
+@app.command()
+def features(
+    depth: list[Path] = typer.Argument(..., help="Depth stores (e.g. data/depth/train.zarr data/depth/val.zarr)."),
+    out_dir: Path = typer.Option(Path("data/features"), help="Each input X.zarr is written to OUT_DIR/X.zarr."),
+    stats_from: Path = typer.Option(None, help="Store whose log-depth statistics normalize all (default: the first)."),
+    step: float = typer.Option(3.0, help="Ds: regional step in metres (eq. 4)."),
+    offsets: int = typer.Option(4, help="Dm: regional maps, offset by Ds / Dm."),
+    floor: str = typer.Option("soft", help="soft (eq. 5) or hard (eq. 4) floor."),
+    kernel: int = typer.Option(5, help="Odd generalized Sobel kernel size (eq. 17-21): 3, 5, 21, 71."),
+    dz: float = typer.Option(0.8, help="Dz of the tangent (eq. 15)."),
+    normalize_kernel: bool = typer.Option(False, help="Divide the kernel by N^2 - 1 (slopes per pixel)."),
+    precision: str = typer.Option("float16", help="Stored dtype: float16 or float32."),
+    workers: int = typer.Option(2, min=0, help="Local Dask worker processes (0: in process); see DASK_SCHEDULER_ADDRESS."),
+) -> None:
+    """Depth features (§3.3-3.4): log depth, regional maps and normal-tangent maps per image."""
+    from daisnet.features.store import FeatureParams, compute_features
+
+    with user_errors():
+        names = [path.name for path in depth]
+        if len(set(names)) != len(names):
+            raise InputError(f"depth stores must have distinct names, got {names}")
+        params = FeatureParams(step=step, offsets=offsets, floor=floor, kernel=kernel, dz=dz,
+                               normalize_kernel=normalize_kernel, precision=precision).validate()
+        stats_from = stats_from or depth[0]
+        stats = compute_features({path.name: path for path in depth}, {path.name: out_dir / path.name for path in depth},
+                                 params, stats_from=stats_from, workers=workers, progress=sys.stderr.isatty())
+        typer.echo(f"log10 depth of {stats_from}: mean {stats.mean:.4f}, std {stats.std:.4f} ({stats.count} px)")
+
+
+@app.command("inspect")
+def inspect_cmd(
+    store: Path = typer.Argument(..., help="A prepared store (data/prepared/val.zarr)."),
+    index: int = typer.Option(0, help="Image index in the store."),
+    out: Path = typer.Option(None, help="Write the image with its masks (and --array panels) to this PNG."),
+    array: list[str] = typer.Option([], help="Also show this per-image array: NAME of the store (depth_gt) or "
+                                             "OTHER.zarr:NAME (data/features/val.zarr:normals). Repeatable."),
+) -> None:
+    """Show one image: its instances (class, occlusion, box) and, as a PNG, its masks and other arrays."""
+    from daisnet.inspect import inspect_image
+
+    with user_errors():
+        for line in inspect_image(store, index, out, array):
+            typer.echo(line)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,73 @@
+"""Where preprocessing tasks run: an existing Dask cluster, a local one, or this process.
+
+`DASK_SCHEDULER_ADDRESS` set: connect to that scheduler (workers must see the same filesystem).
+Otherwise `workers >= 1` starts a `LocalCluster` of that many one-thread processes (the work is
+numpy/scipy per image: processes scale, threads would fight over the GIL and over BLAS/FFT pools);
+`workers == 0` runs the tasks in this process, in order (tests, debugging).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@contextlib.contextmanager
+def dask_client(workers: int) -> Iterator[Any]:
+    """A `distributed.Client`, or None for in-process execution (see the module docstring)."""
+    address = os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        from distributed import Client
+
+        with Client(address) as client:
+            yield client
+    elif workers <= 0:
+        yield None
+    else:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                          silence_logs=logging.ERROR, env=ONE_THREAD) as cluster, Client(cluster) as client:
+            yield client
+
+
+def run_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple], *, progress: bool = False,
+              label: str = "") -> list[Any]:
+    """`[function(*a) for a in args]` on the client (or in process when None), results in order.
+
+    A task's exception is re-raised here (an `InputError` keeps its message)."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(args), desc=label, unit="task")
+    try:
+        if client is None:
+            results = []
+            for a in args:
+                results.append(function(*a))
+                if bar is not None:
+                    bar.update()
+            return results
+        from distributed import as_completed
+
+        # pure=False: tasks write files; never let Dask dedupe or cache them.
+        futures = [client.submit(function, *a, pure=False) for a in args]
+        try:
+            for future in as_completed(futures):
+                future.result()  # raises the task's exception, if any
+                if bar is not None:
+                    bar.update()
+        except BaseException:
+            # Stop the other tasks before the caller removes the half-written output.
+            client.cancel(futures)
+            raise
+        return [future.result() for future in futures]
+    finally:
+        if bar is not None:
+            bar.close()

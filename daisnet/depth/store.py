@@ -1,0 +1,97 @@
+"""The depth store `data/depth/{split}.zarr` (docs/artifacts.md), from a prepared store.
+
+Where the depth comes from is a `predict_fn`: None copies the prepared store's ground truth
+(`depth_gt`, synthetic data); a monocular model (BTS, `daisnet.depth.bts*`) plugs in as a function
+from a batch of canvas images to metric depth. Either way the writer
+
+- goes shard by shard (memory bounded by one shard, whatever the split size),
+- zeroes the canvas padding outside each image's true size (no scene there; a model's output there
+  is meaningless),
+- refuses depth that is not finite and > 0 inside an image (log depth and normals need it), naming
+  the image, and writes nothing in that case (`atomic_output`),
+- copies `image_size` and `image_id` so the depth store is self-contained for `features`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from daisnet.atomic import atomic_output
+from daisnet.errors import InputError
+from daisnet.stores import (
+    CHUNK_KEYS, canvas_mask, check_depth, create_image_array, image_sizes, open_store, require_array, shard_ranges,
+)
+
+# (images uint8 (B, H, W, 3) on the canvas, true sizes int (B, 2), focal px float (B,), NaN where
+# unknown) -> depth float32 (B, H, W) metres
+PredictFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+IMAGES_PER_SHARD = 16
+SOURCES = ("ground_truth", "bts")
+
+
+def write_depth_store(
+    prepared_path: str | Path, out_path: str | Path, predict_fn: PredictFn | None = None, *,
+    source: str = "ground_truth", attrs: dict[str, Any] | None = None,
+    images_per_shard: int = IMAGES_PER_SHARD, progress: bool = False,
+) -> dict[str, Any]:
+    """Write `out_path` (replaced atomically) with `depth` (N, H, W) float32 metres on the canvas.
+
+    `predict_fn` None: copy `depth_gt` (source must be "ground_truth"). Otherwise `predict_fn` is
+    called on shard-sized batches of `images` (with their true sizes and `focal`) and `source` / `attrs` (e.g. checkpoint path and
+    sha256) describe it. Returns a summary (images, min/max depth) for the stage's log."""
+    if source not in SOURCES:
+        raise InputError(f"depth source must be one of {SOURCES}, not {source!r}", path="params.yaml")
+    if (predict_fn is None) != (source == "ground_truth"):
+        raise ValueError("predict_fn must be given exactly when source is not ground_truth")
+    prepared = open_store(prepared_path)
+    if predict_fn is None:
+        if "depth_gt" not in prepared:
+            raise InputError("no ground-truth depth (`depth_gt`) in this store: real KINS has none, "
+                             "use depth.source: bts", path=prepared_path)
+        inputs = require_array(prepared, prepared_path, "depth_gt", 3, "f")
+        count, height, width = inputs.shape
+    else:
+        inputs = require_array(prepared, prepared_path, "images", 4, "u")
+        count, height, width = inputs.shape[:3]
+    canvas = (height, width)
+    sizes = image_sizes(prepared, prepared_path, count, canvas)
+    image_id = prepared["image_id"][:] if "image_id" in prepared else np.arange(count, dtype=np.int64)
+    focal = (np.asarray(prepared["focal"][:], dtype=np.float32) if "focal" in prepared
+             else np.full(count, np.nan, dtype=np.float32))
+    low, high = np.inf, -np.inf
+    with atomic_output(out_path) as tmp:
+        group = zarr.open_group(tmp, mode="w")
+        group.attrs.update({
+            "source": source, "prepared": str(prepared_path),
+            "file_names": prepared.attrs.get("file_names", []), "canvas": [height, width], **(attrs or {}),
+        })
+        depth_out = create_image_array(
+            group, "depth", (count, height, width), "float32", images_per_shard=images_per_shard,
+            units="m", description="metric depth on the canvas; 0 outside the true image size")
+        size_out = group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS)
+        size_out.attrs.update({"units": "px", "description": "true (height, width) of each image"})
+        id_out = group.create_array("image_id", data=np.asarray(image_id, dtype=np.int64), chunk_key_encoding=CHUNK_KEYS)
+        id_out.attrs.update({"units": "", "description": "KINS image id"})
+        blocks = shard_ranges(count, images_per_shard)
+        if progress:
+            from tqdm import tqdm
+
+            blocks = tqdm(blocks, desc=f"depth {Path(out_path).stem}", unit="shard")
+        for start, stop in blocks:
+            block = np.asarray(inputs[start:stop] if predict_fn is None
+                               else predict_fn(inputs[start:stop], sizes[start:stop], focal[start:stop]), dtype=np.float32)
+            if block.shape != (stop - start, height, width):
+                raise ValueError(f"predict_fn returned {block.shape}, expected {(stop - start, height, width)}")
+            inside = canvas_mask(sizes[start:stop], canvas)
+            check_depth(block, inside, prepared, prepared_path, start)
+            block = np.where(inside, block, np.float32(0))
+            depth_out[start:stop] = block
+            low, high = min(low, float(block[inside].min())), max(high, float(block[inside].max()))
+    return {"images": int(count), "canvas": [height, width], "source": source,
+            "depth_min": low if count else None, "depth_max": high if count else None}
