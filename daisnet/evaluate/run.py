@@ -1,0 +1,147 @@
+"""The evaluation entry point: model outputs of a split in, the `evaluate` stage's folder out.
+
+    metrics = evaluate_predictions(store, predictions, Path("data/results/eval"))
+
+`predictions` is any iterable of per-image model outputs (torchvision convention plus
+`amodal_masks`, `visible_masks`, optionally `occlusion_edges`), consumed one at a time: each output
+is turned into RLE records at once, so memory stays bounded by one image's masks however large the
+split (a KINS image with 100 detections is ~190 MB of float masks). An output is matched to its image
+by its `image_id` key when it has one, else by position (the i-th output is the store's i-th image).
+Every image of the split must get an output (an empty one when nothing is detected).
+
+The folder, written atomically (a failure leaves the previous one untouched):
+    metrics.json                 Table 1 columns (amodal, visible), per_class, occlusion, counts, definitions
+    predictions_amodal.json      COCO results (RLE of mask > 0.5), also carrying the predicted `occlusion`
+    predictions_visible.json
+    plots/pr_amodal.json         precision-recall curves at IoU 0.5 and 0.75 for `dvc plots`
+    plots/pr_visible.json
+    samples/*.png                a few images: ground truth vs prediction (samples.py)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from daisnet.atomic import atomic_output
+from daisnet.data.prepared import PreparedStore
+from daisnet.errors import InputError
+from daisnet.evaluate.coco import KINDS, ground_truth, image_results
+from daisnet.evaluate.metrics import DEFINITIONS, OCCLUSION_BUCKETS, evaluate_segm
+from daisnet.evaluate.samples import pick_samples, write_samples
+
+
+def convert_predictions(store: PreparedStore, predictions: Iterable[Mapping[str, Any]],
+                        sample_indices: Iterable[int] = ()) -> tuple[dict[str, list[dict]], dict[int, tuple]]:
+    """COCO result records {kind: [...]} of every image, and the records (+ edges) of the sample images."""
+    index_of = {int(v): i for i, v in enumerate(store.image_id)}
+    categories = set(store.categories)
+    wanted = set(sample_indices)
+    results: dict[str, list[dict]] = {kind: [] for kind in KINDS}
+    samples: dict[int, tuple] = {}
+    seen: set[int] = set()
+    for position, output in enumerate(predictions):
+        if not isinstance(output, Mapping):
+            raise InputError(f"expected a dict of arrays, got {type(output).__name__}", record=f"prediction {position}")
+        if "image_id" in output:
+            image_id = int(np.asarray(output["image_id"]).reshape(-1)[0])
+            if image_id not in index_of:
+                raise InputError(f"image_id {image_id} is not an image of the split", path=store.path,
+                                 record=f"prediction {position}")
+            index = index_of[image_id]
+        else:
+            if position >= len(store):
+                raise InputError(f"more predictions than the {len(store)} images of the split", path=store.path,
+                                 record=f"prediction {position}")
+            index = position
+        if index in seen:
+            raise InputError(f"a second prediction for image {int(store.image_id[index])}", path=store.path,
+                             record=f"prediction {position}")
+        seen.add(index)
+        size = tuple(int(v) for v in store.image_size[index])
+        amodal, visible = image_results(output, int(store.image_id[index]), size, categories)
+        results["amodal"] += amodal
+        results["visible"] += visible
+        if index in wanted:
+            edges = output.get("occlusion_edges")
+            edges = None if edges is None else np.asarray(edges.detach().cpu() if hasattr(edges, "detach") else edges)
+            samples[index] = (amodal, visible, edges)
+    missing = [int(store.image_id[i]) for i in range(len(store)) if i not in seen]
+    if missing:
+        raise InputError(f"no prediction for {len(missing)} of {len(store)} images (image ids {missing[:5]}...)",
+                         path=store.path)
+    return results, samples
+
+
+def pr_rows(curves: Mapping[float, tuple[np.ndarray, np.ndarray]]) -> list[dict[str, float]]:
+    """One row per recall point with a precision column per IoU: x = recall, y = both columns."""
+    ious = sorted(curves)
+    recall = curves[ious[0]][0]
+    return [{"recall": round(float(r), 4),
+             **{f"precision_iou{round(iou * 100)}": round(float(curves[iou][1][j]), 6) for iou in ious}}
+            for j, r in enumerate(recall)]
+
+
+def build_metrics(store: PreparedStore, gt: Mapping[str, dict], evaluated: Mapping[str, dict],
+                  results: Mapping[str, list]) -> dict[str, Any]:
+    """metrics.json: nested dicts that `dvc metrics show` flattens to amodal.AP, occlusion.amodal.heavy.AP, ..."""
+    metrics: dict[str, Any] = {kind: evaluated[kind]["summary"] for kind in KINDS}
+    metrics["per_class"] = {kind: evaluated[kind]["per_class"] for kind in KINDS}
+    metrics["occlusion"] = {kind: {name: {k: v for k, v in bucket.items() if k not in ("gt", "detections")}
+                                   for name, bucket in evaluated[kind]["occlusion"].items()} for kind in KINDS}
+    occlusion = evaluated["amodal"]["occlusion"]
+    metrics["counts"] = {
+        "images": len(store),
+        "gt_instances": len(gt["amodal"]["annotations"]),
+        "detections": len(results["amodal"]),
+        "gt_by_occlusion": {name: occlusion[name]["gt"] for name in OCCLUSION_BUCKETS},
+        "detections_by_occlusion": {name: occlusion[name]["detections"] for name in OCCLUSION_BUCKETS},
+    }
+    metrics["definitions"] = dict(DEFINITIONS)
+    return metrics
+
+
+def _drop_none(value: Any) -> Any:
+    """None (no ground truth in a bucket) is left out: DVC drops nulls anyway, and a 0 would lie."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _write_json(path: Path, payload: Any, indent: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=indent, allow_nan=False) + "\n")
+
+
+def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str, Any]], out_dir: str | Path, *,
+                         samples: int = 4, sample_score: float = 0.5) -> dict[str, Any]:
+    """Evaluate a split's model outputs; write the folder described above; return metrics.json's content."""
+    sample_indices = pick_samples(store, samples)
+    results, sample_records = convert_predictions(store, predictions, sample_indices)
+    gt = {kind: ground_truth(store, kind) for kind in KINDS}
+    evaluated = {kind: evaluate_segm(gt[kind], results[kind]) for kind in KINDS}
+    metrics = _drop_none(build_metrics(store, gt, evaluated, results))
+    with atomic_output(out_dir) as tmp:
+        tmp.mkdir()
+        _write_json(tmp / "metrics.json", metrics, indent=2)
+        for kind in KINDS:
+            _write_json(tmp / f"predictions_{kind}.json", results[kind])
+            _write_json(tmp / "plots" / f"pr_{kind}.json", pr_rows(evaluated[kind]["pr"]), indent=1)
+        write_samples(store, sample_records, tmp / "samples", sample_score)
+    return metrics
+
+
+def format_metrics(metrics: Mapping[str, Any]) -> str:
+    """A few lines for a terminal: the Table 1 columns of amodal and visible masks."""
+    from daisnet.evaluate.metrics import COLUMNS
+
+    names = [c[0] for c in COLUMNS]
+    lines = ["         " + " ".join(f"{n:>6}" for n in names)]
+    for kind in KINDS:
+        values = metrics.get(kind, {})
+        lines.append(f"{kind:<8} " + " ".join(f"{values[n]:6.2f}" if n in values else f"{'-':>6}" for n in names))
+    return "\n".join(lines)
