@@ -6,3 +6,26 @@ import os
 
 # Deterministic, and polite to the 2-core machine the suite runs on.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> dict[str, Path]:
+    """A tiny synthetic dataset taken through synth and rasterize: {split: prepared store path}."""
+    from daisnet.data.rasterize import RasterizeConfig, rasterize
+    from daisnet.data.synth.dataset import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("pipeline")
+    raw = root / "raw"
+    generate(replace(SynthConfig(), train_images=6, val_images=3, height=64, width=128, workers=1), raw)
+    paths = {"root": root, "raw": raw}
+    for split in ("train", "val"):
+        out = root / "prepared" / f"{split}.zarr"
+        rasterize(raw / "annotations" / f"{split}.json", raw / split / "image_2", out,
+                  depth_dir=raw / split / "depth", config=RasterizeConfig(workers=0))
+        paths[split] = out
+    return paths

@@ -164,7 +164,10 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
                                train_config.seed, start, rank, world)
     loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
                         num_workers=train_config.num_workers,
-                        persistent_workers=False, pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda",
+                        # Its own generator: creating the iterator must not draw from the global RNG
+                        # (a resumed run would then sample RoIs differently).
+                        generator=torch.Generator().manual_seed(train_config.seed))
     train_model.train()
     last_good = last_path if start > 0 else None
     summary: dict[str, Any] = {"start_iteration": start}
@@ -186,8 +189,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
         optimizer.step()
         iteration += 1
         if rank == 0 and logger is not None and (iteration % train_config.log_every == 0 or iteration == train_config.iterations):
-            logger.log(iteration, {"loss": float(total), "lr": lr, "grad_norm": float(grad_norm),
-                                   **{k: float(v) for k, v in losses.items()}})
+            logger.log(iteration, {"loss": float(total.detach()), "lr": lr, "grad_norm": float(grad_norm),
+                                   **{k: float(v.detach()) for k, v in losses.items()}})
         if iteration % train_config.checkpoint_every == 0 or iteration == train_config.iterations:
             rngs = _gather_rng(world)
             if rank == 0:

@@ -1,0 +1,150 @@
+"""Training: resume after an interruption gives the uninterrupted weights; divergence stops clearly."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from daisnet.data.torch_dataset import AmodalDataset, AugmentConfig
+from daisnet.model import ModelConfig
+from daisnet.train import checkpoint
+from daisnet.train.loop import IterationSampler, TrainConfig, TrainingDiverged, train
+from daisnet.train.schedule import learning_rate, smooth_warmup
+
+TINY_MODEL = ModelConfig(inputs=("rgb",), min_size=64, max_size=128, mask_head_width=16, representation_size=32,
+                         rpn_pre_nms_top_n=(100, 50), rpn_post_nms_top_n=(50, 25), box_batch_size_per_image=32,
+                         box_detections_per_img=8)
+TINY_TRAIN = TrainConfig(iterations=4, batch_size=2, lr=0.01, warmup_iters=2, checkpoint_every=2, log_every=1,
+                         num_workers=0)
+
+
+class Interrupt(Exception):
+    pass
+
+
+class StopAt:
+    """A logger that kills the run (raises) when it reaches `iteration`."""
+
+    def __init__(self, iteration: int | None = None) -> None:
+        self.iteration = iteration
+        self.logged: list[tuple[int, dict]] = []
+
+    def log(self, iteration: int, values: dict) -> None:
+        self.logged.append((iteration, values))
+        if iteration == self.iteration:
+            raise Interrupt(iteration)
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return checkpoint.load(path)["model"]
+
+
+def test_smooth_warmup_is_eq_27():
+    assert smooth_warmup(0, 100, 1.3, 1.0) == 0.0
+    assert math.isclose(smooth_warmup(50, 100, 1.3, 0.5), 0.5**1.3 * 0.5)
+    assert smooth_warmup(100, 100, 1.3, 0.5) == 1.0
+    assert math.isclose(learning_rate(90, 0.1, 100, 10, 1.3, 1.0, (0.8,), 0.1), 0.01)
+
+
+def test_sampler_splits_global_batches_across_ranks_and_epochs():
+    whole = IterationSampler(5, 2, 6, seed=3)
+    batches = [b for b in whole]
+    assert len(batches) == 6 and all(len(b) == 2 for b in batches)
+    firsts = sorted(i for b in batches[:2] for i, _ in b) + [batches[2][0][0]]
+    assert sorted(firsts) == [0, 1, 2, 3, 4]  # the first epoch visits every image once
+    rank0 = list(IterationSampler(5, 1, 3, seed=3, rank=0, world=2))
+    rank1 = list(IterationSampler(5, 1, 3, seed=3, rank=1, world=2))
+    merged = [[a[0], b[0]] for a, b in zip(rank0, rank1)]
+    assert merged == [[(i, it) for i, it in batch] for batch in IterationSampler(5, 2, 3, seed=3)]
+
+
+def test_resumed_run_ends_with_the_uninterrupted_weights(tiny_pipeline, tmp_path):
+    dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL, augment=AugmentConfig(enabled=True))
+    straight = tmp_path / "straight.pt"
+    train(TINY_MODEL, TINY_TRAIN, dataset, straight, tmp_path / "work_a", StopAt())
+
+    resumed = tmp_path / "resumed.pt"
+    with pytest.raises(Interrupt):
+        train(TINY_MODEL, TINY_TRAIN, dataset, resumed, tmp_path / "work_b", StopAt(3))  # killed after checkpoint 2
+    assert not resumed.exists()
+    assert checkpoint.load(tmp_path / "work_b" / "last.pt")["meta"]["iteration"] == 2
+    logger = StopAt()
+    summary = train(TINY_MODEL, TINY_TRAIN, dataset, resumed, tmp_path / "work_b", logger)
+    assert summary["start_iteration"] == 2 and [i for i, _ in logger.logged] == [3, 4]
+
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+    # Same seed, same params: same weights, run after run.
+    again = tmp_path / "again.pt"
+    train(TINY_MODEL, TINY_TRAIN, dataset, again, tmp_path / "work_c", StopAt())
+    assert all(torch.equal(a[k], v) for k, v in _weights(again).items())
+
+
+def test_a_checkpoint_of_other_params_is_not_resumed(tiny_pipeline, tmp_path):
+    dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL)
+    with pytest.raises(Interrupt):
+        train(TINY_MODEL, TINY_TRAIN, dataset, tmp_path / "m.pt", tmp_path / "work", StopAt(3))
+    summary = train(TINY_MODEL, replace(TINY_TRAIN, lr=0.005), dataset, tmp_path / "m.pt", tmp_path / "work", StopAt())
+    assert summary["start_iteration"] == 0
+
+
+def test_non_finite_loss_stops_with_iteration_and_term_and_keeps_last_checkpoint(tiny_pipeline, tmp_path):
+    dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL)
+    exploding = replace(TINY_TRAIN, iterations=30, lr=1e9, warmup_iters=0, grad_clip=0.0, checkpoint_every=1)
+    out = tmp_path / "model.pt"
+    with pytest.raises(TrainingDiverged, match=r"iteration (\d+): loss term '(\w+)' is (nan|inf|-inf)") as info:
+        train(TINY_MODEL, exploding, dataset, out, tmp_path / "work", StopAt())
+    diverged_at = int(str(info.value).split("iteration ")[1].split(":")[0])
+    assert "last good checkpoint" in str(info.value)
+    kept = checkpoint.load(tmp_path / "work" / "last.pt")
+    assert kept["meta"]["iteration"] == diverged_at
+    assert all(torch.isfinite(v).all() for v in kept["model"].values() if v.is_floating_point())
+    assert not out.exists()
+
+
+def test_trained_checkpoint_loads_and_predicts(tiny_pipeline, tmp_path):
+    dataset = AmodalDataset(tiny_pipeline["val"], TINY_MODEL)
+    out = tmp_path / "model.pt"
+    train(TINY_MODEL, replace(TINY_TRAIN, iterations=2), dataset, out, tmp_path / "work", StopAt(),
+          rgb_stats=((0.4, 0.4, 0.4), (0.2, 0.2, 0.2)))
+    model = checkpoint.load_model(out)
+    assert model.config == TINY_MODEL
+    assert list(model.transform.image_mean) == [0.4, 0.4, 0.4]
+    image, _ = dataset[0]
+    with torch.no_grad():
+        (prediction,) = model([image])
+    assert {"boxes", "amodal_masks", "visible_masks"} <= set(prediction)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_train_and_the_checkpoint_loads_in_one(tiny_pipeline, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_train import TINY_MODEL, TINY_TRAIN
+from dataclasses import replace
+from pathlib import Path
+from daisnet.data.torch_dataset import AmodalDataset
+from daisnet.train.loop import train
+dataset = AmodalDataset({str(tiny_pipeline["train"])!r}, TINY_MODEL)
+train(TINY_MODEL, replace(TINY_TRAIN, batch_size=1, iterations=2), dataset, Path({str(tmp_path / "ddp.pt")!r}),
+      Path({str(tmp_path / "work")!r}))
+""")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", str(script)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = checkpoint.load_model(tmp_path / "ddp.pt")
+    assert checkpoint.load(tmp_path / "ddp.pt")["meta"]["iterations"] == 2
+    assert not any(k.startswith("module.") for k in checkpoint.load(tmp_path / "ddp.pt")["model"])
+    assert model.config == TINY_MODEL
