@@ -1,0 +1,25 @@
+"""Batched inference of a trained DAISnet over a split, one output per image, memory bounded by a batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from daisnet.data.torch_dataset import AmodalDataset, collate
+
+
+@torch.no_grad()
+def predict_split(model: torch.nn.Module, dataset: AmodalDataset, batch_size: int = 2,
+                  device: torch.device | str = "cpu", num_workers: int = 0) -> Iterator[dict[str, Any]]:
+    """Yield each image's output (tensors on the CPU, masks at the image's true size) with `image_id`."""
+    model.eval().to(device)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    for images, targets in loader:
+        outputs = model([image.to(device) for image in images])
+        for output, target in zip(outputs, targets):
+            output = {k: v.cpu() for k, v in output.items()}
+            output["image_id"] = target["image_id"]
+            yield output
