@@ -12,6 +12,10 @@ class InputError(Exception):
         self.record = record
         super().__init__(self.message())
 
+    def __reduce__(self) -> tuple:
+        # Keep path and record when the error crosses a process boundary (Dask workers).
+        return (_rebuild_input_error, (self.problem, self.path, self.record))
+
     def message(self) -> str:
         where = []
         if self.path is not None:
@@ -20,3 +24,7 @@ class InputError(Exception):
             where.append(str(self.record))
         prefix = ": ".join(where)
         return f"{prefix}: {self.problem}" if prefix else self.problem
+
+
+def _rebuild_input_error(problem: str, path: object, record: object) -> InputError:
+    return InputError(problem, path=path, record=record)

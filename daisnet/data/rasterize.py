@@ -1,0 +1,388 @@
+"""KINS annotations + images -> the prepared Zarr store, in parallel on Dask worker processes.
+
+1. Read and validate the annotation file (daisnet.data.kins): any bad record stops here.
+2. Plan, in this process: each instance's masks become pycocotools RLEs (small: a few hundred
+   bytes), which give areas, so the skip rules below and every instance's row in the store are
+   known before any pixel is written. Image files are checked to exist.
+3. Create every array of the store, then run two kinds of tasks, each writing whole shards
+   only (a shard is one file: two writers would race): image tasks read the images (and depth
+   PNGs) of one image shard; mask tasks paint the RLEs of one instance shard. A task works
+   through its shard `batch` rows at a time, so its memory is bounded by a batch, not the data.
+4. Write the small arrays (ids, boxes, `image_ptr`, ...) and the attrs; rename into place; write
+   the report beside the store.
+
+Skip rules (counted in the report, never an error):
+- `crowd`: `iscrowd` = 1 (KINS has none; a crowd region is not one instance);
+- `empty_amodal`: the amodal mask covers no pixel;
+- `empty_visible`: the visible mask covers no pixel (fully occluded: no visible target to learn).
+Counted, kept: `visible_outside_amodal` (visible pixels outside the amodal mask: annotation
+noise; occlusion is then computed from areas and clipped at 0) and images without instances.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from PIL import Image
+
+from daisnet.atomic import atomic_output
+from daisnet.data import rle as rle_utils
+from daisnet.data.kins import KinsAnnotations, load_kins
+from daisnet.data.prepared import IMAGE_FIELDS, INSTANCE_FIELDS, StoreLayout, create_store, write_small
+from daisnet.errors import InputError
+
+DEPTH_PNG_SCALE = 256.0  # KITTI convention: uint16 PNG = metres x 256
+SKIP_RULES = ("crowd", "empty_amodal", "empty_visible")
+
+
+@dataclass(frozen=True)
+class RasterizeConfig:
+    """Knobs of the rasterize stage (params.yaml `rasterize`)."""
+
+    workers: int = 2  # Dask worker processes; 0 = in this process (no cluster)
+    images_per_shard: int = 128
+    instances_per_shard: int = 1024
+    batch_images: int = 16  # rows written at a time by an image task (bounds its memory)
+    batch_instances: int = 128  # rows written at a time by a mask task
+
+    def validate(self) -> None:
+        for name, value in asdict(self).items():
+            minimum = 0 if name == "workers" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise InputError(f"rasterize.{name} must be an integer >= {minimum}, found {value!r}",
+                                 path="rasterize params")
+
+
+@dataclass
+class Plan:
+    """Everything known before any pixel is written: rows of the store and the RLEs to paint."""
+
+    kins: KinsAnnotations
+    image_files: list[Path]
+    depth_files: list[Path] | None
+    canvas: tuple[int, int]
+    image_ptr: np.ndarray  # int64 (N + 1,)
+    amodal_rles: list[bytes]  # compressed counts, one per kept instance
+    visible_rles: list[bytes]
+    rle_sizes: np.ndarray  # int32 (M, 2): each RLE's (h, w)
+    fields: dict[str, np.ndarray]  # INSTANCE_FIELDS
+    counts: dict[str, int]  # skip and warning counters
+
+
+def _xyxy(box: tuple[float, float, float, float]) -> list[float]:
+    x, y, w, h = box
+    return [x, y, x + w, y + h]
+
+
+def resolve_file(root: Path, file_name: str, record: str, annotations: Path, what: str) -> Path:
+    """`root / file_name`, which must exist (file_name was checked to be relative, without '..')."""
+    path = root / file_name
+    if not path.is_file():
+        raise InputError(f"{what} {path} not found", path=annotations, record=record)
+    return path
+
+
+def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None) -> Plan:
+    """Rows of the store, skip decisions and RLEs (see the module docstring)."""
+    image_files, depth_files = [], [] if depth_dir is not None else None
+    ptr = [0]
+    amodal_rles: list[bytes] = []
+    visible_rles: list[bytes] = []
+    sizes: list[tuple[int, int]] = []
+    fields: dict[str, list] = {name: [] for name in INSTANCE_FIELDS}
+    counts = {rule: 0 for rule in SKIP_RULES}
+    counts.update(visible_outside_amodal=0, images_without_instances=0)
+    for image in kins.images:
+        record = f"image {image.id}"
+        image_files.append(resolve_file(images_dir, image.file_name, record, kins.path, "image file"))
+        if depth_files is not None:
+            # Depth PNGs carry the image's file name, as KITTI's depth maps do (PNG either way).
+            name = str(Path(image.file_name).with_suffix(".png"))
+            depth_files.append(resolve_file(depth_dir, name, record, kins.path, "depth file"))
+        kept = 0
+        for inst in kins.instances_of(image.id):
+            if inst.iscrowd:
+                counts["crowd"] += 1
+                continue
+            amodal = rle_utils.to_rle(inst.amodal, image.height, image.width)
+            visible = rle_utils.to_rle(inst.visible, image.height, image.width)
+            amodal_area, visible_area = rle_utils.area(amodal), rle_utils.area(visible)
+            if amodal_area == 0:
+                counts["empty_amodal"] += 1
+                continue
+            if visible_area == 0:
+                counts["empty_visible"] += 1
+                continue
+            if rle_utils.intersection_area(amodal, visible) < visible_area:
+                counts["visible_outside_amodal"] += 1
+            amodal_rles.append(amodal["counts"])
+            visible_rles.append(visible["counts"])
+            sizes.append((image.height, image.width))
+            fields["category"].append(inst.category_id)
+            fields["amodal_box"].append(_xyxy(inst.amodal_bbox))
+            fields["visible_box"].append(_xyxy(inst.visible_bbox))
+            fields["occlusion"].append(min(1.0, max(0.0, 1.0 - visible_area / amodal_area)))
+            fields["annotation_id"].append(inst.id)
+            fields["oco_id"].append(inst.oco_id)
+            fields["ico_id"].append(inst.ico_id)
+            kept += 1
+        if kept == 0:
+            counts["images_without_instances"] += 1
+        ptr.append(ptr[-1] + kept)
+    arrays = {}
+    for name, (dtype, tail, _, _) in INSTANCE_FIELDS.items():
+        arrays[name] = np.asarray(fields[name], dtype=dtype).reshape(-1, *tail)
+    canvas = (max((im.height for im in kins.images), default=1), max((im.width for im in kins.images), default=1))
+    return Plan(kins, image_files, depth_files, canvas, np.asarray(ptr, dtype=np.int64), amodal_rles,
+                visible_rles, np.asarray(sizes, dtype=np.int32).reshape(-1, 2), arrays, counts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tasks: each writes whole shards of one array group, `batch` rows at a time. They run on Dask
+# workers (other processes, maybe other machines), so they take plain, picklable arguments.
+
+
+def read_image(path: Path, size: tuple[int, int], record: str, annotations: str) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            rgb = np.asarray(im.convert("RGB"))
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... on broken files
+        raise InputError(f"cannot read image {path} ({type(exc).__name__}: {exc})", path=annotations,
+                         record=record) from None
+    if rgb.shape[:2] != tuple(size):
+        raise InputError(f"image {path} is {rgb.shape[0]} x {rgb.shape[1]} (h x w), the annotation says "
+                         f"{size[0]} x {size[1]}", path=annotations, record=record)
+    return rgb
+
+
+def read_depth(path: Path, size: tuple[int, int], record: str, annotations: str) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            raw = np.asarray(im)
+    except Exception as exc:
+        raise InputError(f"cannot read depth {path} ({type(exc).__name__}: {exc})", path=annotations,
+                         record=record) from None
+    if raw.ndim != 2 or raw.shape != tuple(size) or raw.dtype.kind not in "ui":
+        raise InputError(f"depth {path} must be a single-channel integer PNG of {size[0]} x {size[1]}, is "
+                         f"{raw.dtype} {raw.shape}", path=annotations, record=record)
+    return raw.astype(np.float32) / np.float32(DEPTH_PNG_SCALE)
+
+
+def write_image_shard(store: str, start: int, stop: int, files: list[str], depth_files: list[str] | None,
+                      sizes: list[tuple[int, int]], image_ids: list[int], annotations: str, batch: int) -> None:
+    """Fill rows [start, stop) of `images` (and `depth_gt`): one image shard."""
+    group = zarr.open_group(store, mode="r+")
+    images = group["images"]
+    depth = group["depth_gt"] if depth_files is not None else None
+    H, W = images.shape[1:3]
+    for a in range(start, stop, batch):
+        b = min(a + batch, stop)
+        rgb = np.zeros((b - a, H, W, 3), dtype=np.uint8)
+        dep = np.zeros((b - a, H, W), dtype=np.float32) if depth is not None else None
+        for row in range(a, b):
+            k, record = row - start, f"image {image_ids[row - start]}"
+            h, w = sizes[k]
+            rgb[row - a, :h, :w] = read_image(Path(files[k]), (h, w), record, annotations)
+            if dep is not None:
+                dep[row - a, :h, :w] = read_depth(Path(depth_files[k]), (h, w), record, annotations)
+        images[a:b] = rgb
+        if depth is not None:
+            depth[a:b] = dep
+
+
+def write_mask_shard(store: str, name: str, start: int, stop: int, counts: list[bytes],
+                     sizes: np.ndarray, batch: int) -> None:
+    """Fill rows [start, stop) of the bool mask array `name`: one instance shard."""
+    array = zarr.open_group(store, mode="r+")[name]
+    H, W = array.shape[1:]
+    for a in range(start, stop, batch):
+        b = min(a + batch, stop)
+        masks = np.zeros((b - a, H, W), dtype=bool)  # C order: what Zarr's codecs expect
+        for row in range(a, b):
+            h, w = (int(v) for v in sizes[row - start])
+            rle_utils.paint({"size": [h, w], "counts": counts[row - start]}, masks[row - a])
+        array[a:b] = masks
+
+
+def _ranges(count: int, per_shard: int) -> list[tuple[int, int]]:
+    return [(a, min(a + per_shard, count)) for a in range(0, count, per_shard)]
+
+
+def tasks(plan_: Plan, store: Path, config: RasterizeConfig) -> list[tuple[Any, tuple]]:
+    """(function, args) of every task, image shards and mask shards interleaved for balance."""
+    kins, annotations = plan_.kins, str(plan_.kins.path)
+    image_tasks, mask_tasks = [], []
+    for a, b in _ranges(len(kins.images), config.images_per_shard):
+        sizes = [(im.height, im.width) for im in kins.images[a:b]]
+        depth = [str(p) for p in plan_.depth_files[a:b]] if plan_.depth_files is not None else None
+        image_tasks.append((write_image_shard, (
+            str(store), a, b, [str(p) for p in plan_.image_files[a:b]], depth, sizes,
+            [im.id for im in kins.images[a:b]], annotations, config.batch_images)))
+    total = len(plan_.amodal_rles)
+    for name, rles in (("amodal", plan_.amodal_rles), ("visible", plan_.visible_rles)):
+        for a, b in _ranges(total, config.instances_per_shard):
+            mask_tasks.append((write_mask_shard, (
+                str(store), name, a, b, rles[a:b], plan_.rle_sizes[a:b], config.batch_instances)))
+    ordered = []
+    for i in range(max(len(image_tasks), len(mask_tasks))):
+        ordered += image_tasks[i:i + 1] + mask_tasks[i:i + 1]
+    return ordered
+
+
+def _one_thread() -> None:
+    # One numeric thread per worker process: the work is per image; processes do the scaling.
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+def run_tasks(jobs: list[tuple[Any, tuple]], workers: int, progress: bool = False) -> None:
+    """Run the tasks: on `DASK_SCHEDULER_ADDRESS`'s cluster when set, else a local cluster of
+    `workers` one-thread processes (pycocotools and PIL hold the GIL: threads would not scale),
+    or in this process when `workers` is 0. The first failing task's error is raised here."""
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc="rasterize", unit="shard")
+    try:
+        if workers == 0 and not os.environ.get("DASK_SCHEDULER_ADDRESS"):
+            for function, args in jobs:
+                function(*args)
+                if bar is not None:
+                    bar.update()
+            return
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if os.environ.get("DASK_SCHEDULER_ADDRESS"):
+            client, cluster = Client(), None  # picks DASK_SCHEDULER_ADDRESS up
+        else:
+            env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, silence_logs=logging.ERROR, env=env)
+            client = Client(cluster)
+        try:
+            run_on_client(client, jobs, bar)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def run_on_client(client: Any, jobs: list[tuple[Any, tuple]], bar: Any = None) -> None:
+    """Submit the tasks to a `distributed.Client` and wait; cancel the rest on the first error."""
+    from distributed import as_completed
+
+    # pure=False: the tasks write files; Dask must never dedupe or cache them.
+    futures = [client.submit(function, *args, pure=False) for function, args in jobs]
+    try:
+        for future in as_completed(futures):
+            future.result()  # re-raises the task's exception (an InputError keeps its message)
+            if bar is not None:
+                bar.update()
+    except BaseException:
+        # Stop the others before the caller removes the half-written store.
+        client.cancel(futures)
+        raise
+
+
+def report_path(out: Path) -> Path:
+    """Where the report of a store goes: beside it, `train.zarr` -> `train.report.json`."""
+    return out.with_name(out.name.removesuffix(".zarr") + ".report.json")
+
+
+def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, *,
+              depth_dir: str | Path | None = None, config: RasterizeConfig = RasterizeConfig(),
+              progress: bool = False, client: Any = None) -> dict:
+    """Build the prepared store `out` (replaced atomically) and its report; return the report.
+
+    `client`: an existing `distributed.Client` to run on (otherwise see `run_tasks`).
+    """
+    config.validate()
+    annotations, images_dir, out = Path(annotations), Path(images_dir), Path(out)
+    if not images_dir.is_dir():
+        raise InputError("images folder not found", path=images_dir)
+    if depth_dir is not None and not Path(depth_dir).is_dir():
+        raise InputError("depth folder not found", path=depth_dir)
+    kins = load_kins(annotations)
+    plan_ = plan(kins, images_dir, Path(depth_dir) if depth_dir is not None else None)
+    n_images, n_instances = len(kins.images), len(plan_.amodal_rles)
+    layout = StoreLayout(images=n_images, instances=n_instances, canvas=plan_.canvas,
+                         depth=depth_dir is not None, images_per_shard=config.images_per_shard,
+                         instances_per_shard=config.instances_per_shard)
+    attrs = {
+        "file_names": [im.file_name for im in kins.images],
+        "source": str(annotations),
+        "images_dir": str(images_dir),
+        "depth_dir": str(depth_dir) if depth_dir is not None else None,
+        "release": kins.release,
+        "categories": {str(k): v for k, v in sorted(kins.categories.items())},
+        "canvas": list(plan_.canvas),
+        "params": asdict(config),
+        "skip_rules": list(SKIP_RULES),
+    }
+    with atomic_output(out) as tmp:
+        group = create_store(tmp, layout, attrs)
+        jobs = tasks(plan_, tmp, config)
+        if client is not None:
+            run_on_client(client, jobs)
+        else:
+            run_tasks(jobs, config.workers, progress)
+        _write_small_arrays(group, plan_)
+    report = make_report(plan_, out)
+    path = report_path(out)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _write_small_arrays(group: zarr.Group, plan_: Plan) -> None:
+    kins = plan_.kins
+    values = {
+        "image_size": np.asarray([(im.height, im.width) for im in kins.images], dtype=np.int32).reshape(-1, 2),
+        "image_id": np.asarray([im.id for im in kins.images], dtype=np.int64),
+        "focal": np.asarray([im.focal for im in kins.images], dtype=np.float32),
+    }
+    for name, (_, _, units, description) in IMAGE_FIELDS.items():
+        write_small(group, name, values[name], units, description)
+    write_small(group, "image_ptr", plan_.image_ptr, "row",
+                "instances of image i are rows image_ptr[i]:image_ptr[i+1] of the instance arrays")
+    for name, (_, _, units, description) in INSTANCE_FIELDS.items():
+        write_small(group, name, plan_.fields[name], units, description)
+
+
+def make_report(plan_: Plan, out: Path) -> dict:
+    kins = plan_.kins
+    occlusion = plan_.fields["occlusion"]
+    per_class = {kins.categories[c]: int((plan_.fields["category"] == c).sum()) for c in sorted(kins.categories)}
+    return {
+        "store": str(out),
+        "source": str(kins.path),
+        "release": kins.release,
+        "images": len(kins.images),
+        "annotations": kins.instance_count,
+        "instances": len(plan_.amodal_rles),
+        "skipped": {rule: plan_.counts[rule] for rule in SKIP_RULES},
+        "skip_rules": {
+            "crowd": "iscrowd = 1: a crowd region is not one instance",
+            "empty_amodal": "the amodal mask covers no pixel",
+            "empty_visible": "the visible mask covers no pixel (nothing visible to learn or evaluate)",
+        },
+        "kept_with_warning": {"visible_outside_amodal": plan_.counts["visible_outside_amodal"]},
+        "images_without_instances": plan_.counts["images_without_instances"],
+        "per_class": per_class,
+        "canvas": list(plan_.canvas),
+        # None, not NaN, when there is no instance: the report must stay strict JSON (DVC metrics).
+        "occlusion_mean": round(float(occlusion.mean()), 6) if occlusion.size else None,
+        "occlusion_above_0.2": round(float((occlusion > 0.2).mean()), 6) if occlusion.size else None,
+    }
