@@ -11,6 +11,8 @@ import os
 import shutil
 from pathlib import Path
 
+import zarr
+
 from daisnet.data.torch_dataset import AmodalDataset
 from daisnet.train.loop import train
 from daisnet.train.logging import DvcLiveLogger
@@ -26,6 +28,13 @@ LIVE = Path("dvclive/train")
 SUMMARY = Path("reports/train.json")
 
 
+def feature_meta(path: str) -> dict:
+    """What `daisnet predict` needs to recompute the features of a new image like the train split's."""
+    attrs = dict(zarr.open_group(path, mode="r").attrs)
+    return {"features": {"params": attrs.get("params"), "log10_depth_mean": attrs.get("log10_depth_mean"),
+                         "log10_depth_std": attrs.get("log10_depth_std")}}
+
+
 def main(params: dict) -> None:
     model_config, train_config, augment = configs_from_params(params)
     dataset = AmodalDataset(PREPARED, model_config, FEATURES, DEPTH, augment, seed=train_config.seed)
@@ -36,7 +45,7 @@ def main(params: dict) -> None:
         shutil.rmtree(LIVE)
     logger = DvcLiveLogger(LIVE, resume=resume) if rank0 else None
     summary = train(model_config, train_config, dataset, OUT, WORK, logger, rgb_stats=stats,
-                    fingerprint_extra={"train_images": len(dataset)})
+                    fingerprint_extra={"train_images": len(dataset)}, meta_extra=feature_meta(FEATURES))
     if logger is not None:
         logger.close()
     if rank0:

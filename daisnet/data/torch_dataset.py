@@ -78,17 +78,11 @@ class AmodalDataset(Dataset):
 
     def channels(self, i: int) -> np.ndarray:
         """(C, h, w) float32 model input of image i, before augmentation."""
-        parts = []
-        for kind in self.config.inputs:
-            if kind == "rgb":
-                parts.append(self.store.image(i).transpose(2, 0, 1).astype(np.float32) / 255.0)
-            else:
-                row = self._row(self._features, FEATURE_ARRAYS[kind], i).astype(np.float32)
-                parts.append(row.reshape(-1, *row.shape[-2:]))
-        if self._depth is not None:
-            depth = self._row(self._depth, "depth", i).astype(np.float32)
-            parts.append(np.log(np.maximum(depth, 1e-3))[None])
-        return np.concatenate(parts, axis=0)
+        maps = {FEATURE_ARRAYS[k]: self._row(self._features, FEATURE_ARRAYS[k], i)
+                for k in self.config.inputs if k in FEATURE_ARRAYS}
+        depth = self._row(self._depth, "depth", i) if self._depth is not None else None
+        rgb = self.store.image(i) if "rgb" in self.config.inputs else None
+        return compose_input(self.config, rgb, maps, depth)
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         index, key = item if isinstance(item, tuple) else (item, 0)
@@ -142,6 +136,27 @@ class AmodalDataset(Dataset):
             offsets[kind] = start
             start += counts[kind]
         return offsets
+
+
+def compose_input(config: ModelConfig, rgb: np.ndarray | None, maps: dict[str, np.ndarray],
+                  depth: np.ndarray | None) -> np.ndarray:
+    """The model's input tensor (C, h, w) float32 from an image's parts.
+
+    `rgb` (h, w, 3) uint8; `maps` the feature arrays by store name (`regional`, `log_depth`, `normals`,
+    each (c, h, w)); `depth` (h, w) metres, needed when the occlusion-edge head pools RoI depth.
+    """
+    parts = []
+    for kind in config.inputs:
+        if kind == "rgb":
+            parts.append(rgb.transpose(2, 0, 1).astype(np.float32) / 255.0)
+        else:
+            row = np.asarray(maps[FEATURE_ARRAYS[kind]], dtype=np.float32)
+            parts.append(row.reshape(-1, *row.shape[-2:]))
+    if config.needs_roi_depth:
+        if depth is None:
+            raise ValueError("the occlusion-edge head needs depth")
+        parts.append(np.log(np.maximum(np.asarray(depth, dtype=np.float32), 1e-3))[None])
+    return np.concatenate(parts, axis=0)
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:

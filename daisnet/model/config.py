@@ -9,6 +9,7 @@ from daisnet.errors import InputError
 INPUT_KINDS = ("rgb", "depth", "depth_raw", "normal")
 EDGE_MODES = ("off", "fcn", "mask_head", "conv1x1")
 BACKBONES = (18, 34, 50, 101)
+SHAPE_PRIOR_AVAILABLE = False  # the refinement head plugs into AmodalRoIHeads.amodal_refiners
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,9 @@ class ModelConfig:
             problems.append(f"model.occlusion_edge {self.occlusion_edge!r}: choose from {list(EDGE_MODES)}")
         if self.shape_prior not in ("off", "on"):
             problems.append(f"model.shape_prior {self.shape_prior!r}: choose off or on")
+        elif self.shape_prior == "on" and not SHAPE_PRIOR_AVAILABLE:
+            problems.append("model.shape_prior: on needs the shape autoencoder and codebook stages, which are "
+                            "not built yet (docs/ablation.md lists the rows that wait for them)")
         if self.backbone_depth not in BACKBONES:
             problems.append(f"model.backbone_depth {self.backbone_depth}: choose from {list(BACKBONES)}")
         if not 0 <= self.trainable_layers <= 5:

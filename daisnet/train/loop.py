@@ -115,12 +115,14 @@ def _check_finite(losses: dict[str, torch.Tensor], iteration: int, last_good: Pa
 
 def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalDataset, out: Path,
           work_dir: Path, logger: Any | None = None, fingerprint_extra: dict | None = None,
-          rgb_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None) -> dict[str, Any]:
+          rgb_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+          meta_extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train and write the final checkpoint to `out`; resumable from `work_dir/last.pt`.
 
     A checkpoint in `work_dir` is resumed only when it was started with the same configuration
     (fingerprint of both configs and `fingerprint_extra`, e.g. the data's identity).
-    `rgb_stats` (mean, std) normalize RGB (eq. 2); ImageNet's by default.
+    `rgb_stats` (mean, std) normalize RGB (eq. 2); ImageNet's by default. `meta_extra` goes into the
+    final checkpoint's metadata (e.g. the feature params and statistics `daisnet predict` needs).
     Returns a summary (iterations, seconds, last losses).
     """
     rank, world = _distributed()
@@ -206,6 +208,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
             "iterations": iteration, "run_id": run_id,
             "rgb_mean": list(model.transform.image_mean[:3]) if "rgb" in model_config.inputs else None,
             "rgb_std": list(model.transform.image_std[:3]) if "rgb" in model_config.inputs else None,
+            **(meta_extra or {}),
         }})
     if world > 1:
         dist.barrier()
