@@ -150,6 +150,91 @@ def inspect_cmd(
             typer.echo(line)
 
 
+@app.command("train")
+def train_cmd(
+    prepared: Path = typer.Argument(..., help="Prepared train store (data/prepared/train.zarr)."),
+    out: Path = typer.Option(Path("data/models/daisnet.pt"), help="Final checkpoint."),
+    features: Path = typer.Option(None, help="Features store (needed for depth, depth_raw, normal inputs)."),
+    depth: Path = typer.Option(None, help="Depth store (needed by the occlusion-edge head)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Params file: model, train, augment sections."),
+    work_dir: Path = typer.Option(Path("data/cache/train"), help="Checkpoints for resuming."),
+) -> None:
+    """Train DAISnet (under `torchrun` for several processes); resumes from WORK_DIR/last.pt."""
+    from daisnet.data.torch_dataset import AmodalDataset
+    from daisnet.params import load_params
+    from daisnet.train.loop import train
+    from daisnet.train.params import configs_from_params, rgb_statistics
+
+    with user_errors():
+        model_config, train_config, augment = configs_from_params(load_params(params))
+        dataset = AmodalDataset(prepared, model_config, features, depth, augment, seed=train_config.seed)
+        stats = None if model_config.weights == "imagenet" else rgb_statistics(dataset.store)
+        summary = train(model_config, train_config, dataset, out, work_dir, rgb_stats=stats,
+                        fingerprint_extra={"train_images": len(dataset)})
+        typer.echo(f"trained {summary['iterations']} iterations in {summary['seconds']:.0f} s -> {out}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    model: Path = typer.Argument(..., help="DAISnet checkpoint."),
+    prepared: Path = typer.Argument(..., help="Prepared store of the split to evaluate."),
+    out: Path = typer.Option(Path("data/results/eval"), help="Output folder (metrics, predictions, plots, samples)."),
+    features: Path = typer.Option(None, help="Features store of the split."),
+    depth: Path = typer.Option(None, help="Depth store of the split."),
+    batch_size: int = typer.Option(2, min=1),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+) -> None:
+    """COCO evaluation (amodal and visible masks, Table 1 columns, per class, by occlusion)."""
+    from daisnet.data.torch_dataset import AmodalDataset
+    from daisnet.evaluate.inference import predict_split
+    from daisnet.evaluate.run import evaluate_predictions, format_metrics
+    from daisnet.train.checkpoint import load_model
+    from daisnet.train.loop import resolve_device
+
+    with user_errors():
+        dev = resolve_device(device)
+        net = load_model(model, dev)
+        dataset = AmodalDataset(prepared, net.config, features, depth)
+        metrics = evaluate_predictions(dataset.store, predict_split(net, dataset, batch_size, dev), out)
+        typer.echo(format_metrics(metrics))
+
+
+@app.command("predict")
+def predict_cmd(
+    images: list[Path] = typer.Argument(..., help="Image files."),
+    model: Path = typer.Option(Path("data/models/daisnet.pt"), help="DAISnet checkpoint."),
+    out: Path = typer.Option(Path("predictions"), help="Output folder: an overlay PNG and a JSON per image."),
+    depth_checkpoint: Path = typer.Option(None, help="BTS checkpoint (ours or official) for depth."),
+    depth_dir: Path = typer.Option(None, help="Folder of depth PNGs (uint16, m x 256) named like the images."),
+    focal: float = typer.Option(721.5377, help="Focal length in px for BTS."),
+    score_threshold: float = typer.Option(0.5, min=0.0, max=1.0),
+    device: str = typer.Option("cpu"),
+) -> None:
+    """Depth, features and DAISnet on new images, from a trained checkpoint (no DVC needed)."""
+    from daisnet.predict import predict_images
+
+    with user_errors():
+        count = predict_images(model, images, out, depth_checkpoint=depth_checkpoint, depth_dir=depth_dir,
+                               focal=focal, score_threshold=score_threshold, device=device)
+        typer.echo(f"{count} images -> {out}")
+
+
+@app.command("ablation")
+def ablation_cmd(
+    rows: str = typer.Option("R,R+D,R+N,R+O", help="Comma-separated Table 1 rows (see docs/ablation.md)."),
+    weights: str = typer.Option("random", help="random | imagenet"),
+    profile: str = typer.Option("small", help="small | default | paper (docs/profiles.md)."),
+    dry_run: bool = typer.Option(False, help="Print the dvc commands without running them."),
+    jobs: int = typer.Option(1, min=1, help="Experiments run at once."),
+) -> None:
+    """Queue Table 1 rows as DVC experiments and run them (`dvc exp show` / `daisnet report` after)."""
+    from daisnet.evaluate.ablation import run
+
+    with user_errors():
+        for line in run([r.strip() for r in rows.split(",") if r.strip()], weights, profile, not dry_run, jobs):
+            typer.echo(line)
+
+
 def main() -> None:
     app()
 
