@@ -29,3 +29,21 @@ def tiny_pipeline(tmp_path_factory) -> dict[str, Path]:
                   depth_dir=raw / split / "depth", config=RasterizeConfig(workers=0))
         paths[split] = out
     return paths
+
+
+@pytest.fixture(scope="session")
+def tiny_features(tiny_pipeline) -> dict[str, Path]:
+    """Depth (ground truth) and features stores for the tiny dataset: {"depth_train", "features_val", ...}."""
+    from daisnet.depth.store import write_depth_store
+    from daisnet.features.store import FeatureParams, compute_features
+
+    root = tiny_pipeline["root"]
+    paths = dict(tiny_pipeline)
+    for split in ("train", "val"):
+        paths[f"depth_{split}"] = root / "depth" / f"{split}.zarr"
+        write_depth_store(tiny_pipeline[split], paths[f"depth_{split}"], None, source="ground_truth")
+        paths[f"features_{split}"] = root / "features" / f"{split}.zarr"
+    compute_features({s: paths[f"depth_{s}"] for s in ("train", "val")},
+                     {s: paths[f"features_{s}"] for s in ("train", "val")},
+                     FeatureParams(), stats_from=paths["depth_train"], workers=0)
+    return paths
