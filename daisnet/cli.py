@@ -235,6 +235,25 @@ def ablation_cmd(
             typer.echo(line)
 
 
+@app.command("report")
+def report_cmd(
+    out: Path = typer.Option(Path("reports/ablation.md"), help="Markdown report to write."),
+    chart: Path = typer.Option(Path("reports/ablation.png"), help="Bar chart PNG (paper vs ours)."),
+    exp_json: Path = typer.Option(None, help="Saved `dvc exp show --json` output (default: run it here)."),
+    metrics_file: str = typer.Option(None, help="Metrics file of the evaluate stage (default: found by content)."),
+    include_workspace: bool = typer.Option(False, help="Also use the uncommitted workspace's results."),
+) -> None:
+    """Our experiments next to the paper's Table 1 (rows not run are listed as such), and a bar chart."""
+    from daisnet.evaluate.experiments import parse_exp_show, read_exp_show, run_exp_show
+    from daisnet.evaluate.report import write_report
+
+    with user_errors():
+        payload = read_exp_show(exp_json) if exp_json else run_exp_show(".")
+        runs = parse_exp_show(payload, metrics_file, source=exp_json or "dvc exp show --json")
+        rows = write_report(runs, out, chart, include_workspace)
+        ran = sum(row.run is not None for row in rows)
+        typer.echo(f"{out}: {ran} of {len(rows)} rows run ({len(runs)} runs considered); chart {chart}")
+
 def main() -> None:
     app()
 

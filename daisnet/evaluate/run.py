@@ -30,7 +30,7 @@ import numpy as np
 from daisnet.atomic import atomic_output
 from daisnet.data.prepared import PreparedStore
 from daisnet.errors import InputError
-from daisnet.evaluate.coco import KINDS, ground_truth, image_results
+from daisnet.evaluate.coco import KINDS, ground_truths, image_results
 from daisnet.evaluate.metrics import DEFINITIONS, OCCLUSION_BUCKETS, evaluate_segm
 from daisnet.evaluate.samples import pick_samples, write_samples
 
@@ -122,7 +122,7 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     """Evaluate a split's model outputs; write the folder described above; return metrics.json's content."""
     sample_indices = pick_samples(store, samples)
     results, sample_records = convert_predictions(store, predictions, sample_indices)
-    gt = {kind: ground_truth(store, kind) for kind in KINDS}
+    gt = ground_truths(store)
     evaluated = {kind: evaluate_segm(gt[kind], results[kind]) for kind in KINDS}
     metrics = _drop_none(build_metrics(store, gt, evaluated, results))
     with atomic_output(out_dir) as tmp:
