@@ -163,8 +163,15 @@ def test_shifted_masks_score_lower(split, tmp_path: Path) -> None:
     store, _, _ = split
     ap = {}
     for shift in (1, 4):
-        metrics = evaluate_predictions(store, perfect_outputs(store, shift), tmp_path / f"eval{shift}", samples=0)
+        reports = tmp_path / "reports" if shift == 4 else None
+        metrics = evaluate_predictions(store, perfect_outputs(store, shift), tmp_path / f"eval{shift}", samples=0,
+                                       reports_dir=reports)
         ap[shift] = (metrics["amodal"]["AP"], metrics["visible"]["AP"])
+    # With reports_dir, metrics and curves live apart from the predictions (DVC: no metrics inside outs).
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["metrics.json", "plots"]
+    assert sorted(p.name for p in (tmp_path / "eval4").iterdir()) == ["predictions_amodal.json",
+                                                                      "predictions_visible.json", "samples"]
+    assert json.loads((tmp_path / "reports" / "metrics.json").read_text())["amodal"]["AP"] == ap[4][0]
     assert 0 < ap[4][0] < ap[1][0] < 100.0
     assert 0 < ap[4][1] < ap[1][1] < 100.0
 

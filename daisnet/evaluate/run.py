@@ -16,6 +16,7 @@ The folder, written atomically (a failure leaves the previous one untouched):
     plots/pr_amodal.json         precision-recall curves at IoU 0.5 and 0.75 for `dvc plots`
     plots/pr_visible.json
     samples/*.png                a few images: ground truth vs prediction (samples.py)
+metrics.json and plots/ go to a separate folder instead when `reports_dir` is given.
 """
 
 from __future__ import annotations
@@ -118,8 +119,13 @@ def _write_json(path: Path, payload: Any, indent: int | None = None) -> None:
 
 
 def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str, Any]], out_dir: str | Path, *,
-                         samples: int = 4, sample_score: float = 0.5) -> dict[str, Any]:
-    """Evaluate a split's model outputs; write the folder described above; return metrics.json's content."""
+                         samples: int = 4, sample_score: float = 0.5,
+                         reports_dir: str | Path | None = None) -> dict[str, Any]:
+    """Evaluate a split's model outputs; write the folder described above; return metrics.json's content.
+
+    With `reports_dir`, metrics.json and plots/ go there instead (its own atomic folder): DVC
+    refuses metrics and plots inside a stage's output folder.
+    """
     sample_indices = pick_samples(store, samples)
     results, sample_records = convert_predictions(store, predictions, sample_indices)
     gt = ground_truths(store)
@@ -127,12 +133,23 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     metrics = _drop_none(build_metrics(store, gt, evaluated, results))
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        _write_json(tmp / "metrics.json", metrics, indent=2)
         for kind in KINDS:
             _write_json(tmp / f"predictions_{kind}.json", results[kind])
-            _write_json(tmp / "plots" / f"pr_{kind}.json", pr_rows(evaluated[kind]["pr"]), indent=1)
         write_samples(store, sample_records, tmp / "samples", sample_score)
+        if reports_dir is None:
+            write_reports(tmp, metrics, evaluated)
+    if reports_dir is not None:
+        with atomic_output(reports_dir) as tmp:
+            tmp.mkdir()
+            write_reports(tmp, metrics, evaluated)
     return metrics
+
+
+def write_reports(folder: Path, metrics: Mapping[str, Any], evaluated: Mapping[str, dict]) -> None:
+    """metrics.json and the precision-recall curves (plots/pr_{kind}.json) into `folder`."""
+    _write_json(folder / "metrics.json", metrics, indent=2)
+    for kind in KINDS:
+        _write_json(folder / "plots" / f"pr_{kind}.json", pr_rows(evaluated[kind]["pr"]), indent=1)
 
 
 def format_metrics(metrics: Mapping[str, Any]) -> str:
