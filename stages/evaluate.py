@@ -7,7 +7,6 @@ precision-recall curves go to reports/eval/ for `dvc metrics show` and `dvc plot
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -34,15 +33,11 @@ def main(params: dict) -> None:
     dataset = AmodalDataset(PREPARED, model.config, FEATURES, DEPTH)
     start = time.perf_counter()
     predictions = predict_split(model, dataset, int(settings.get("batch_size", 2)), device)
-    metrics = evaluate_predictions(dataset.store, predictions, OUT, samples=int(settings.get("samples", 4)))
+    # DVC refuses metrics and plots inside an output folder: they go to reports/eval.
+    metrics = evaluate_predictions(dataset.store, predictions, OUT, samples=int(settings.get("samples", 4)),
+                                   reports_dir=REPORTS)
     seconds = time.perf_counter() - start
     print(format_metrics(metrics))
-    # DVC refuses metrics and plots inside an output folder: they move to reports/eval.
-    if REPORTS.exists():
-        shutil.rmtree(REPORTS)
-    REPORTS.mkdir(parents=True)
-    (OUT / "metrics.json").replace(REPORTS / "metrics.json")
-    shutil.move(str(OUT / "plots"), REPORTS / "plots")
     (REPORTS / "timing.json").write_text(json.dumps({"eval_seconds": round(seconds, 1), "images": len(dataset)}))
 
 
