@@ -14,7 +14,9 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# One core per worker: numeric libraries and zarr's codec thread pool would otherwise oversubscribe.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "ZARR_THREADING__MAX_WORKERS": "1"}
 
 
 @contextlib.contextmanager

@@ -60,10 +60,15 @@ def tangent_normals(dx: np.ndarray, dy: np.ndarray, dz: float = 0.8) -> np.ndarr
     """Eq. 15-16: `T = (-Dx, -Dy, Dz)`, returned as unit vectors `T / |T|`, float32 (3, H, W)."""
     if not dz > 0:
         raise ValueError(f"dz must be > 0, not {dz}")
-    dx = np.asarray(dx, dtype=np.float64)
-    dy = np.asarray(dy, dtype=np.float64)
-    norm = np.sqrt(dx * dx + dy * dy + dz * dz)
-    return np.stack([-dx / norm, -dy / norm, dz / norm]).astype(np.float32)
+    dx = np.asarray(dx, dtype=np.float32)
+    dy = np.asarray(dy, dtype=np.float32)
+    dz32 = np.float32(dz)
+    inverse = np.float32(1.0) / np.sqrt(dx * dx + dy * dy + dz32 * dz32)  # float32: |n| = 1 to ~1e-7
+    out = np.empty((3,) + dx.shape, dtype=np.float32)
+    np.multiply(-dx, inverse, out=out[0])
+    np.multiply(-dy, inverse, out=out[1])
+    np.multiply(dz32, inverse, out=out[2])
+    return out
 
 
 def normal_map(depth: np.ndarray, size: int = 5, dz: float = 0.8, normalize: bool = False) -> np.ndarray:

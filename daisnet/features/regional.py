@@ -30,13 +30,19 @@ def soft_floor(x: np.ndarray) -> np.ndarray:
 
 def regional_phases(depth: np.ndarray, step: float, offsets: int) -> np.ndarray:
     """`x_k = d / Ds + k / Dm` for k = 0..Dm-1 (eq. 4's argument with the offsets of §3.3);
-    shape (Dm, *depth.shape), float64 so the floor is taken on exact values."""
-    k = np.arange(offsets, dtype=np.float64).reshape((offsets,) + (1,) * np.ndim(depth))
-    return np.asarray(depth, dtype=np.float64)[None] / step + k / offsets
+    shape (Dm, *depth.shape), in the depth's float type.
+
+    float32 depth stays float32: ~10x faster than float64 (SIMD sin), and for x < 100 (d < 100 Ds)
+    the error of x_k is under 1e-5, below the float16 storage step of the maps (docs/features.md)."""
+    depth = np.asarray(depth)
+    dtype = depth.dtype if depth.dtype in (np.float32, np.float64) else np.float64
+    k = np.arange(offsets, dtype=dtype).reshape((offsets,) + (1,) * depth.ndim)
+    return depth.astype(dtype, copy=False)[None] / dtype.type(step) + k / dtype.type(offsets)
 
 
 def regional_maps(depth: np.ndarray, step: float = 3.0, offsets: int = 4, floor: Floor = "soft") -> np.ndarray:
-    """Eq. 4-5: the Dm regional maps `x_k - floor(x_k)` of a depth map in metres, float32 (Dm, ...)."""
+    """Eq. 4-5: the Dm regional maps `x_k - floor(x_k)` of a depth map in metres, float32 (Dm, ...)
+    (computed in the depth's float type)."""
     if floor not in FLOORS:
         raise ValueError(f"floor must be one of {FLOORS}, not {floor!r}")
     x = regional_phases(depth, step, offsets)
@@ -45,5 +51,6 @@ def regional_maps(depth: np.ndarray, step: float = 3.0, offsets: int = 4, floor:
     else:
         # x - soft_floor(x), written directly: identical, and free of the cancellation of
         # subtracting two large numbers at far depths.
-        maps = np.sin(2.0 * np.pi * x) / (2.0 * np.pi)
+        two_pi = x.dtype.type(2.0 * np.pi)
+        maps = np.sin(two_pi * x) / two_pi
     return maps.astype(np.float32)
