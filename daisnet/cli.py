@@ -235,6 +235,21 @@ def ablation_cmd(
             typer.echo(line)
 
 
+@app.command("score")
+def score_cmd(
+    prepared: Path = typer.Argument(..., help="Prepared store of the split (data/prepared/val.zarr)."),
+    results: Path = typer.Argument(..., help="COCO results JSON (RLE segmentations), ours or another method's."),
+    kind: str = typer.Option("amodal", help="Masks to score against: amodal or visible."),
+) -> None:
+    """Score a COCO results file with this project's protocol (Table 1 columns, per class, by occlusion)."""
+    import json
+
+    from daisnet.data.prepared import PreparedStore
+    from daisnet.evaluate.run import score_results_file
+
+    with user_errors():
+        typer.echo(json.dumps(score_results_file(PreparedStore(prepared), results, kind), indent=2))
+
 @app.command("report")
 def report_cmd(
     out: Path = typer.Option(Path("reports/ablation.md"), help="Markdown report to write."),

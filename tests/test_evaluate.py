@@ -314,3 +314,37 @@ def test_occlusion_buckets_ignore_other_levels_like_coco_area_buckets() -> None:
     occ = evaluate_segm(gt, [_det(gt, 0, 0.9, 0.9), _det(gt, 1, 0.5, 0.5)])["occlusion"]
     assert occ["heavy"]["AP"] == pytest.approx(100.0) and occ["none"]["AP"] == pytest.approx(100.0)
     assert occ["partial"]["AP"] is None  # no ground truth at that level: no number, not a 0
+
+
+def test_no_detections_at_all_score_zero(split, tmp_path: Path) -> None:
+    store, _, _ = split
+    empty = [{"boxes": np.zeros((0, 4), np.float32), "labels": np.zeros(0, np.int64), "scores": np.zeros(0, np.float32),
+              "amodal_masks": np.zeros((0, 1, HEIGHT, WIDTH), np.float32),
+              "visible_masks": np.zeros((0, 1, HEIGHT, WIDTH), np.float32)} for _ in range(len(store))]
+    metrics = evaluate_predictions(store, empty, tmp_path / "eval", samples=1)
+    assert metrics["amodal"]["AP"] == 0.0 and metrics["visible"]["AR100"] == 0.0
+    assert metrics["counts"]["detections"] == 0
+    assert json.loads((tmp_path / "eval" / "predictions_amodal.json").read_text()) == []
+
+
+def test_cli_score_a_results_file(split, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from daisnet.cli import app
+
+    store, _, _ = split
+    evaluate_predictions(store, perfect_outputs(store), tmp_path / "eval", samples=0)
+    runner = CliRunner()
+    result = runner.invoke(app, ["score", str(store.path), str(tmp_path / "eval" / "predictions_visible.json"),
+                                 "--kind", "visible"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["summary"]["AP"] == pytest.approx(100.0)
+    # Visible predictions scored as amodal masks: a perfect modal segmenter is not a perfect amodal one.
+    result = runner.invoke(app, ["score", str(store.path), str(tmp_path / "eval" / "predictions_visible.json")])
+    assert 0 < json.loads(result.output)["summary"]["AP"] < 90.0
+    records = json.loads((tmp_path / "eval" / "predictions_amodal.json").read_text())
+    records[3]["image_id"] = 5
+    bad = _results_file(tmp_path, records)
+    result = runner.invoke(app, ["score", str(store.path), str(bad)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {bad}: record 3: image_id 5 is not an image of the split"

@@ -31,7 +31,7 @@ import numpy as np
 from daisnet.atomic import atomic_output
 from daisnet.data.prepared import PreparedStore
 from daisnet.errors import InputError
-from daisnet.evaluate.coco import KINDS, ground_truths, image_results
+from daisnet.evaluate.coco import KINDS, ground_truths, image_results, load_results
 from daisnet.evaluate.metrics import DEFINITIONS, OCCLUSION_BUCKETS, evaluate_segm
 from daisnet.evaluate.samples import pick_samples, write_samples
 
@@ -162,3 +162,14 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
         values = metrics.get(kind, {})
         lines.append(f"{kind:<8} " + " ".join(f"{values[n]:6.2f}" if n in values else f"{'-':>6}" for n in names))
     return "\n".join(lines)
+
+
+def score_results_file(store: PreparedStore, path: str | Path, kind: str = "amodal") -> dict[str, Any]:
+    """Score a COCO results file (ours, or another method's) against a split's amodal or visible
+    masks under this protocol: {"summary", "per_class", "occlusion" (when every record carries
+    `occlusion`)}. The file is validated first (coco.load_results)."""
+    if kind not in KINDS:
+        raise InputError(f"kind must be one of {list(KINDS)}, got {kind!r}")
+    gt = ground_truths(store, (kind,))[kind]
+    evaluated = evaluate_segm(gt, load_results(path, gt))
+    return _drop_none({key: value for key, value in evaluated.items() if key != "pr"})
