@@ -14,6 +14,7 @@ The inference side (model forward per image) is to be added next to it for the c
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 
 import numpy as np
@@ -97,6 +98,8 @@ def main() -> None:
     ours = time.perf_counter() - start
     print(f"evaluate_segm, one mask kind (+ occlusion buckets): {ours:.1f} s  AP {metrics['summary']['AP']:.1f}")
     print(f"both kinds (amodal + visible), estimated: {2 * ours:.1f} s")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(f"peak resident memory of this process: {peak:.0f} MiB (GT + results + COCOeval state)")
 
 
 if __name__ == "__main__":
