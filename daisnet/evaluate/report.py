@@ -165,6 +165,8 @@ def markdown(rows: list[Row], runs: list[Run], paper: Mapping[str, Any], include
               + " (definitions in docs/metrics.md).", "",
               "| Weights | Row | Run | " + " | ".join(f"AP {n}" for n in OCCLUSION_BUCKETS) + " |",
               "|---|---|---|" + "---|" * len(OCCLUSION_BUCKETS)]
+    if not any(row.run is not None for row in rows):
+        lines.append("| – | – | no run yet | " + " | ".join("–" for _ in OCCLUSION_BUCKETS) + " |")
     for row in rows:
         if row.run is not None:
             occlusion = ((row.run.metrics or {}).get("occlusion") or {}).get("amodal") or {}
@@ -185,7 +187,8 @@ def markdown(rows: list[Row], runs: list[Run], paper: Mapping[str, Any], include
             status = "yes" if id(run) in used else "superseded by a newer run"
         ap = Row(run.weights, run.label, None, run).ours("AP")
         dataset = (run.params.get("data") or {}).get("dataset", "–") if isinstance(run.params.get("data"), dict) else "–"
-        lines.append(f"| `{run.name}` | {run.rev[:7]} | {run.weights} | {run.label} | {_number(ap)} | {dataset} | {status} |")
+        rev = "–" if run.workspace else run.rev[:7]
+        lines.append(f"| `{run.name}` | {rev} | {run.weights} | {run.label} | {_number(ap)} | {dataset} | {status} |")
     return "\n".join(lines) + "\n"
 
 
