@@ -66,6 +66,7 @@ DEFINITIONS: dict[str, str] = {
     "occlusion.partial": "GT occlusion in [0.01, 0.5)",
     "occlusion.heavy": "GT occlusion in [0.5, 1]",
     "masks": "predicted mask = probability > 0.5 at the image's true size",
+    "counts": "GT instances and detections evaluated, in all and per occlusion level",
 }
 
 
