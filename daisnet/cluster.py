@@ -33,7 +33,7 @@ def dask_client(workers: int) -> Iterator[Any]:
     else:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                           silence_logs=logging.ERROR, env=ONE_THREAD) as cluster, Client(cluster) as client:
             yield client
 

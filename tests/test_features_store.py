@@ -202,3 +202,20 @@ def test_cli_bad_input_is_one_line_and_exit_2(depth_stores: dict[str, Path], tmp
         assert result.exit_code == 2, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and message in lines[0], result.output
+
+
+def test_inspect_shows_depth_each_regional_map_and_the_normals(tiny_features: dict[str, Path], tmp_path: Path) -> None:
+    features_val = tiny_features["features_val"]
+    png = tmp_path / "panel.png"
+    result = CliRunner().invoke(app, [
+        "inspect", str(tiny_features["val"]), "--index", "0", "--out", str(png),
+        "--array", f"{tiny_features['depth_val']}:depth",
+        "--array", f"{features_val}:regional", "--array", f"{features_val}:normals",
+    ])
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    offsets = zarr.open_group(features_val, mode="r")["regional"].shape[1]
+    h = int(zarr.open_group(features_val, mode="r")["image_size"][0, 0])
+    with Image.open(png) as image:  # image, depth, Dm regional maps, normals: one panel each
+        assert image.size[1] >= (3 + offsets) * h
