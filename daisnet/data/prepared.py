@@ -26,6 +26,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from daisnet.data.shards import ShardReader
 from daisnet.errors import InputError
 
 CHUNK_KEYS = {"name": "default", "separator": "."}
@@ -152,6 +153,9 @@ class PreparedStore:
         self._images = self.group["images"]
         self._amodal = self.group["amodal"]
         self._visible = self.group["visible"]
+        # Direct chunk reads (one pread per row, indexes cached): ~10x faster than zarr's path
+        # for a sample's ~25 chunks. A store of another layout is read through zarr.
+        self._readers: dict[str, ShardReader | None] = {}
 
     def __len__(self) -> int:
         return int(self.image_size.shape[0])
@@ -172,11 +176,21 @@ class PreparedStore:
             raise IndexError(f"image index {i} out of range for {len(self)} images")
         return i % len(self)
 
+    def rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of a sharded array, full canvas (the fast path when the layout allows)."""
+        if name not in self._readers:
+            try:
+                self._readers[name] = ShardReader(self.group[name])
+            except ValueError:
+                self._readers[name] = None
+        reader = self._readers[name]
+        return reader.read(start, stop) if reader is not None else self.group[name][start:stop]
+
     def image(self, i: int) -> np.ndarray:
         """uint8 (h, w, 3) RGB at the image's true size."""
         i = self._check(i)
         h, w = self.image_size[i]
-        return self._images[i, :h, :w]
+        return self.rows("images", i, i + 1)[0, :h, :w]
 
     def instances(self, i: int) -> Instances:
         """The instances of image i; masks bool (k, h, w) at the image's true size."""
@@ -185,7 +199,7 @@ class PreparedStore:
         a, b = int(self.image_ptr[i]), int(self.image_ptr[i + 1])
         meta = {name: values[a:b] for name, values in self.meta.items()}
         if b > a:
-            amodal, visible = self._amodal[a:b, :h, :w], self._visible[a:b, :h, :w]
+            amodal, visible = self.rows("amodal", a, b)[:, :h, :w], self.rows("visible", a, b)[:, :h, :w]
         else:
             amodal = visible = np.zeros((0, h, w), dtype=bool)
         return Instances(amodal=amodal, visible=visible, **meta)

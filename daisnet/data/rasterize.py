@@ -6,8 +6,8 @@
    known before any pixel is written. Image files are checked to exist.
 3. Create every array of the store, then run two kinds of tasks, each writing whole shards
    only (a shard is one file: two writers would race): image tasks read the images (and depth
-   PNGs) of one image shard; mask tasks paint the RLEs of one instance shard. A task works
-   through its shard `batch` rows at a time, so its memory is bounded by a batch, not the data.
+   PNGs) of one image shard; mask tasks paint the RLEs of one instance shard. A task streams its
+   shard `batch` rows at a time (daisnet.data.shards), so its memory is one batch, not the data.
 4. Write the small arrays (ids, boxes, `image_ptr`, ...) and the attrs; rename into place; write
    the report beside the store.
 
@@ -21,6 +21,7 @@ noise; occlusion is then computed from areas and clipped at 0) and images withou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ from daisnet.atomic import atomic_output
 from daisnet.data import rle as rle_utils
 from daisnet.data.kins import KinsAnnotations, load_kins
 from daisnet.data.prepared import IMAGE_FIELDS, INSTANCE_FIELDS, StoreLayout, create_store, write_small
+from daisnet.data.shards import ShardWriter
 from daisnet.errors import InputError
 
 DEPTH_PNG_SCALE = 256.0  # KITTI convention: uint16 PNG = metres x 256
@@ -176,38 +178,42 @@ def read_depth(path: Path, size: tuple[int, int], record: str, annotations: str)
 
 def write_image_shard(store: str, start: int, stop: int, files: list[str], depth_files: list[str] | None,
                       sizes: list[tuple[int, int]], image_ids: list[int], annotations: str, batch: int) -> None:
-    """Fill rows [start, stop) of `images` (and `depth_gt`): one image shard."""
+    """Fill rows [start, stop) of `images` (and `depth_gt`): one image shard, streamed."""
     group = zarr.open_group(store, mode="r+")
     images = group["images"]
-    depth = group["depth_gt"] if depth_files is not None else None
+    shard = start // images.shards[0]
     H, W = images.shape[1:3]
-    for a in range(start, stop, batch):
-        b = min(a + batch, stop)
-        rgb = np.zeros((b - a, H, W, 3), dtype=np.uint8)
-        dep = np.zeros((b - a, H, W), dtype=np.float32) if depth is not None else None
-        for row in range(a, b):
-            k, record = row - start, f"image {image_ids[row - start]}"
-            h, w = sizes[k]
-            rgb[row - a, :h, :w] = read_image(Path(files[k]), (h, w), record, annotations)
-            if dep is not None:
-                dep[row - a, :h, :w] = read_depth(Path(depth_files[k]), (h, w), record, annotations)
-        images[a:b] = rgb
-        if depth is not None:
-            depth[a:b] = dep
+    with contextlib.ExitStack() as stack:
+        image_writer = stack.enter_context(ShardWriter(images, shard))
+        depth_writer = stack.enter_context(ShardWriter(group["depth_gt"], shard)) if depth_files is not None else None
+        for a in range(start, stop, batch):
+            b = min(a + batch, stop)
+            rgb = np.zeros((b - a, H, W, 3), dtype=np.uint8)
+            dep = np.zeros((b - a, H, W), dtype=np.float32) if depth_writer is not None else None
+            for row in range(a, b):
+                k, record = row - start, f"image {image_ids[row - start]}"
+                h, w = sizes[k]
+                rgb[row - a, :h, :w] = read_image(Path(files[k]), (h, w), record, annotations)
+                if dep is not None:
+                    dep[row - a, :h, :w] = read_depth(Path(depth_files[k]), (h, w), record, annotations)
+            image_writer.append(rgb)
+            if depth_writer is not None:
+                depth_writer.append(dep)
 
 
 def write_mask_shard(store: str, name: str, start: int, stop: int, counts: list[bytes],
                      sizes: np.ndarray, batch: int) -> None:
-    """Fill rows [start, stop) of the bool mask array `name`: one instance shard."""
+    """Fill rows [start, stop) of the bool mask array `name`: one instance shard, streamed."""
     array = zarr.open_group(store, mode="r+")[name]
     H, W = array.shape[1:]
-    for a in range(start, stop, batch):
-        b = min(a + batch, stop)
-        masks = np.zeros((b - a, H, W), dtype=bool)  # C order: what Zarr's codecs expect
-        for row in range(a, b):
-            h, w = (int(v) for v in sizes[row - start])
-            rle_utils.paint({"size": [h, w], "counts": counts[row - start]}, masks[row - a])
-        array[a:b] = masks
+    with ShardWriter(array, start // array.shards[0]) as writer:
+        for a in range(start, stop, batch):
+            b = min(a + batch, stop)
+            masks = np.zeros((b - a, H, W), dtype=bool)  # C order: what Zarr's codecs expect
+            for row in range(a, b):
+                h, w = (int(v) for v in sizes[row - start])
+                rle_utils.paint({"size": [h, w], "counts": counts[row - start]}, masks[row - a])
+            writer.append(masks)
 
 
 def _ranges(count: int, per_shard: int) -> list[tuple[int, int]]:
