@@ -1,7 +1,8 @@
 """Stage `depth`: data/prepared/{split}.zarr -> data/depth/{split}.zarr (one split per call).
 
 `depth.source: ground_truth` copies the synthetic ground truth; `bts` (predicted depth, §3.3) plugs
-a prediction function into the same writer (`predictor` below).
+BTS inference into the same writer (`predictor` below): `depth.checkpoint` is ours (stage
+`train_depth`) or an official release file for `depth.encoder` (docs/depth.md).
 """
 
 from __future__ import annotations
@@ -24,8 +25,29 @@ def predictor(params: dict) -> tuple[str, PredictFn | None, dict]:
     if source == "ground_truth":
         return source, None, {}
     if source == "bts":
-        raise InputError("depth.source: bts is not wired yet: use ground_truth", path="params.yaml")
+        return source, *bts_predictor_from_params(params)
     raise InputError(f"depth.source must be ground_truth or bts, not {source!r}", path="params.yaml")
+
+
+def bts_predictor_from_params(params: dict) -> tuple[PredictFn, dict]:
+    """Load `depth.checkpoint` (ours, or an official release file for `depth.encoder`) as a PredictFn."""
+    from daisnet.depth.bts import BtsConfig
+    from daisnet.depth.checkpoint import load_bts
+    from daisnet.depth.infer import bts_predictor, resolve_device
+
+    try:
+        expected = BtsConfig(encoder=section(params, "depth.encoder"), max_depth=float(section(params, "depth.max_depth")),
+                             focal_reference=section(params, "depth.focal_reference"))
+        device = resolve_device(str(section(params, "depth.device")))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad depth params ({exc})", path="params.yaml") from None
+    checkpoint = section(params, "depth.checkpoint")
+    model, info = load_bts(checkpoint, expected)
+    predict = bts_predictor(model, batch_size=int(section(params, "depth.batch_size")),
+                            default_focal=float(section(params, "depth.focal")), device=device)
+    attrs = {"checkpoint": str(checkpoint), "checkpoint_sha256": info["sha256"],
+             "checkpoint_format": info["format"], "bts": info["bts"]}
+    return predict, attrs
 
 
 def main(params: dict, split: str) -> None:

@@ -46,12 +46,17 @@ class BtsConfig:
     num_features: int | None = None  # None: DEFAULT_NUM_FEATURES[encoder]
     focal_reference: float | None = KITTI_REFERENCE_FOCAL
     bn_momentum: float = 0.01
+    # Resolution the network works at, relative to the image (CPU profiles train and predict at 0.5);
+    # `predict_depth` resizes to it and back. 1.0 for the official models.
+    input_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
             raise ValueError(f"unknown BTS encoder {self.encoder!r}; choose one of {sorted(ENCODERS)}")
         if not self.max_depth > 0:
             raise ValueError(f"max_depth must be positive, got {self.max_depth}")
+        if not 0 < self.input_scale <= 1:
+            raise ValueError(f"input_scale must be in (0, 1], got {self.input_scale}")
         if self.num_features is None:
             object.__setattr__(self, "num_features", DEFAULT_NUM_FEATURES[self.encoder])
 

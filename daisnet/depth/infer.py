@@ -7,6 +7,10 @@ reflection (a zero band would look like a black wall to the network and bias the
 prediction is cropped back. Each image is padded from its own true size (`sizes`), so the canvas
 padding of the prepared store never reaches the network as image content; depth outside an
 image's true size is 0 (no image there).
+
+`input_scale` < 1 (CPU profiles) resizes each image before the network and the depth back to the
+true size after it (bilinear); the focal length given to the network is scaled with the image, as in
+training (`daisnet.depth.train`).
 """
 
 from __future__ import annotations
@@ -40,11 +44,13 @@ def predict_depth(
     focal: np.ndarray | torch.Tensor | float,
     sizes: np.ndarray | None = None,
     device: torch.device | str | None = None,
+    input_scale: float | None = None,
 ) -> np.ndarray:
     """Depth in metres, float32 (B, H, W), for uint8 RGB images (B, H, W, 3).
 
     `focal`: px per image (B,) or one number. `sizes`: true (h, w) per image when the images sit on
-    a larger canvas (top-left aligned); None means every image fills the canvas. The caller bounds
+    a larger canvas (top-left aligned); None means every image fills the canvas. `input_scale`:
+    None uses the model's own (`BtsConfig.input_scale`, stored in our checkpoints). The caller bounds
     memory by the batch it passes. The model is used in eval mode.
     """
     images_t = torch.as_tensor(images)
@@ -60,12 +66,57 @@ def predict_depth(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
 
-    pad_h, pad_w = _ceil32(int(sizes[:, 0].max())), _ceil32(int(sizes[:, 1].max()))
-    x = normalize_images(images_t)  # (B, 3, H, W) float
-    batch = torch.cat([_pad_to(x[i : i + 1, :, : sizes[i, 0], : sizes[i, 1]], pad_h, pad_w) for i in range(b)])
-    depth = model(batch.to(device), focal_t.to(device))[:, 0].float().cpu().numpy()
+    if input_scale is None:
+        input_scale = model.config.input_scale
+    if not 0 < input_scale <= 1:
+        raise ValueError(f"input_scale must be in (0, 1], got {input_scale}")
+    # network-side size of each image
+    net_sizes = np.maximum(1, np.round(sizes * input_scale)).astype(np.int64) if input_scale != 1 else sizes
+    pad_h, pad_w = _ceil32(int(net_sizes[:, 0].max())), _ceil32(int(net_sizes[:, 1].max()))
+    x = images_t.permute(0, 3, 1, 2).float() / 255.0
+    padded = []
+    for i in range(b):
+        img = x[i : i + 1, :, : sizes[i, 0], : sizes[i, 1]]
+        if input_scale != 1:
+            img = F.interpolate(img, size=tuple(net_sizes[i]), mode="bilinear", align_corners=False, antialias=True)
+        padded.append(_pad_to(normalize_images(img), pad_h, pad_w))
+    focal_t = focal_t * torch.from_numpy(net_sizes[:, 1] / sizes[:, 1]).float()
+    depth = model(torch.cat(padded).to(device), focal_t.to(device)).float().cpu()
 
     out = np.zeros((b, canvas_h, canvas_w), dtype=np.float32)
-    for i, (h, w) in enumerate(sizes):
-        out[i, :h, :w] = depth[i, :h, :w]
+    for i, ((h, w), (nh, nw)) in enumerate(zip(sizes, net_sizes)):
+        d = depth[i : i + 1, :, :nh, :nw]
+        if input_scale != 1:
+            d = F.interpolate(d, size=(int(h), int(w)), mode="bilinear", align_corners=False)
+        out[i, :h, :w] = d[0, 0].numpy()
     return out
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto`: the GPU when there is one, else the CPU; otherwise any torch device string."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"not a torch device: {name!r} ({exc})") from None
+
+
+def bts_predictor(model: BtsModel, *, batch_size: int = 4, default_focal: float = 721.5377,
+                  device: torch.device | str = "cpu"):  # noqa: ANN201 (a PredictFn, daisnet.depth.store)
+    """A `PredictFn` for `daisnet.depth.store.write_depth_store`: (images, sizes, focal) -> depth.
+
+    Runs `batch_size` images at a time, whatever block the writer hands over (memory bounded by the
+    batch); a NaN focal (real KINS: unknown per image) becomes `default_focal`.
+    """
+    device = torch.device(device)
+    model = model.to(device).eval()
+
+    def predict(images: np.ndarray, sizes: np.ndarray, focal: np.ndarray) -> np.ndarray:
+        focal = np.where(np.isfinite(focal), focal, np.float32(default_focal)).astype(np.float32)
+        out = [predict_depth(model, np.asarray(images[i : i + batch_size]), focal[i : i + batch_size],
+                             sizes=sizes[i : i + batch_size], device=device)
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, *images.shape[1:3]), np.float32)
+
+    return predict

@@ -1,0 +1,90 @@
+"""train_depth and the depth stage's BTS path, on the tiny synthetic pipeline (seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from daisnet.depth.checkpoint import load_bts, sha256_file
+from daisnet.depth.metrics import METRIC_NAMES
+from daisnet.depth.store import write_depth_store
+from daisnet.depth.train import DepthTrainConfig, open_split, train_bts
+from daisnet.errors import InputError
+from stages.depth import predictor
+from stages.train_depth import config_from_params
+
+TINY = DepthTrainConfig(num_features=32, iterations=2, batch_size=2, lr=1e-3, warmup=1, input_scale=0.5,
+                        eval_batch_size=2, log_every=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_pipeline: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bts")
+    logs: list[str] = []
+    metrics = train_bts(tiny_pipeline["train"], tiny_pipeline["val"], out / "bts.pt", out / "depth.json", TINY,
+                        log=logs.append)
+    return {"metrics": metrics, "checkpoint": out / "bts.pt", "json": out / "depth.json", "logs": logs,
+            "train": tiny_pipeline["train"]}
+
+
+def test_train_writes_checkpoint_and_metrics(trained: dict) -> None:
+    on_disk = json.loads(trained["json"].read_text())
+    assert on_disk == json.loads(json.dumps(trained["metrics"]))
+    assert set(on_disk["val"]) == set(METRIC_NAMES) == set(on_disk["baseline_pixel_mean"])
+    assert on_disk["iterations"] == 2 and on_disk["val_images"] == 3
+    assert len(trained["logs"]) == 2 and "silog loss" in trained["logs"][0]
+    model, info = load_bts(trained["checkpoint"])
+    assert info["format"] == "daisnet-bts-1" and info["train"]["iterations"] == 2
+    assert model.config.input_scale == 0.5 and model.config.num_features == 32
+    # the focal reference is the training camera's focal at the training scale: factor 1 there
+    focal = float(zarr.open_group(str(trained["train"]), mode="r")["focal"][0])
+    assert model.config.focal_reference == pytest.approx(focal * 0.5, rel=1e-4)
+
+
+def test_depth_stage_bts_source(trained: dict, tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
+    params = {"depth": {"source": "bts", "checkpoint": str(trained["checkpoint"]), "encoder": "resnet18_bts",
+                        "max_depth": 80.0, "focal": 721.5377, "focal_reference": 715.0873, "batch_size": 2,
+                        "device": "auto"}}
+    source, predict_fn, attrs = predictor(params)
+    assert source == "bts" and attrs["checkpoint_sha256"] == sha256_file(trained["checkpoint"])
+    out = tmp_path / "val.zarr"
+    write_depth_store(tiny_pipeline["val"], out, predict_fn, source=source, attrs=attrs)
+    group = zarr.open_group(str(out), mode="r")
+    prepared = zarr.open_group(str(tiny_pipeline["val"]), mode="r")
+    depth = group["depth"][:]
+    assert depth.shape == prepared["depth_gt"].shape and depth.dtype == np.float32
+    assert (depth > 0).all() and (depth <= 80.0).all()  # full frame: no zero band from the padding
+    assert group.attrs["source"] == "bts" and group.attrs["checkpoint"] == str(trained["checkpoint"])
+    assert group.attrs["bts"]["encoder"] == "resnet18_bts"
+
+
+def test_depth_stage_refuses_wrong_encoder_for_checkpoint(trained: dict) -> None:
+    params = {"depth": {"source": "bts", "checkpoint": str(trained["checkpoint"]), "encoder": "resnet50_bts",
+                        "max_depth": 80.0, "focal": 721.5377, "focal_reference": 715.0873, "batch_size": 2,
+                        "device": "cpu"}}
+    with pytest.raises(InputError, match="expected encoder resnet50_bts"):
+        predictor(params)
+
+
+def test_store_without_ground_truth_cannot_train(tmp_path: Path) -> None:
+    group = zarr.open_group(str(tmp_path / "kins.zarr"), mode="w")
+    group.create_array("images", data=np.zeros((1, 32, 32, 3), np.uint8))
+    with pytest.raises(InputError, match="no ground-truth depth"):
+        open_split(tmp_path / "kins.zarr")
+
+
+def test_train_params_are_checked() -> None:
+    params = {"seed": 0, "depth": {"encoder": "resnet18_bts", "max_depth": 80.0,
+                                   "train": {"iterations": 5, "input_scale": 0.5}}}
+    assert config_from_params(params).iterations == 5
+    params["depth"]["train"]["iteratons"] = 5
+    with pytest.raises(InputError, match="unknown key depth.train.iteratons"):
+        config_from_params(params)
+    del params["depth"]["train"]["iteratons"]
+    params["depth"]["train"]["input_scale"] = 2.0
+    with pytest.raises(InputError, match="input_scale"):
+        config_from_params(params)
