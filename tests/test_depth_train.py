@@ -88,3 +88,18 @@ def test_train_params_are_checked() -> None:
     params["depth"]["train"]["input_scale"] = 2.0
     with pytest.raises(InputError, match="input_scale"):
         config_from_params(params)
+
+
+def test_cli_bad_checkpoint_is_one_line_and_exit_2(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from daisnet.cli import app
+
+    bad = tmp_path / "bts.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    result = CliRunner().invoke(app, ["depth", "--prepared", str(tiny_pipeline["val"]), "--out",
+                                      str(tmp_path / "d.zarr"), "--source", "bts", "--checkpoint", str(bad)])
+    assert result.exit_code == 2
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and str(bad) in lines[0] and "truncated or corrupted" in lines[0]
+    assert not (tmp_path / "d.zarr").exists()
