@@ -103,3 +103,25 @@ def test_cli_bad_checkpoint_is_one_line_and_exit_2(tiny_pipeline: dict[str, Path
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and str(bad) in lines[0] and "truncated or corrupted" in lines[0]
     assert not (tmp_path / "d.zarr").exists()
+
+
+def test_depth_source_reaches_only_the_depth_stage() -> None:
+    """`dvc exp run -S depth.source=...` re-runs depth and downstream, never train_depth or upstream."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
+
+    def names(stage: dict) -> list[str]:
+        body = stage.get("do", stage)
+        return [p if isinstance(p, str) else next(iter(p)) for p in body.get("params", [])]
+
+    for name, stage in stages.items():
+        touches = [p for p in names(stage) if p in ("depth", "depth.source") or "depth.source".startswith(p + ".")]
+        assert bool(touches) == (name == "depth"), name
+    assert not any(p in ("depth", "depth.source", "depth.checkpoint") for p in names(stages["train_depth"]))
+    # the default checkpoint is train_depth's output, so the DAG trains BTS before predicting with it
+    assert params["depth"]["checkpoint"] in stages["train_depth"]["outs"]
+    assert "${depth.checkpoint}" in stages["depth"]["do"]["deps"]
+    assert "reports/depth.json" in [next(iter(m)) for m in stages["train_depth"]["metrics"]]
