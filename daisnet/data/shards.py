@@ -27,6 +27,20 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 
 EMPTY = np.uint64(2**64 - 1)
+
+
+def use_global_blosc() -> None:
+    """Make numcodecs use blosc's global context, one thread, from any thread.
+
+    Off the main thread (a Dask worker's task thread, zarr's thread pool) numcodecs otherwise
+    calls `blosc_compress_ctx`, which builds and frees a compression context per chunk: measured
+    in a Dask worker, 2.4 ms instead of 0.08 ms per 1242 x 375 mask. One thread: the work is
+    already spread over processes.
+    """
+    import numcodecs.blosc
+
+    numcodecs.blosc.use_threads = True
+    numcodecs.blosc.set_nthreads(1)
 _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 
 
@@ -62,6 +76,7 @@ class ShardWriter:
 
     def __init__(self, array: zarr.Array, shard: int) -> None:
         self.per_shard, self.compressor, root = _layout(array)
+        use_global_blosc()
         self.array, self.shard = array, shard
         self.start = shard * self.per_shard
         self.stop = min(self.start + self.per_shard, array.shape[0])
@@ -109,6 +124,7 @@ class ShardReader:
 
     def __init__(self, array: zarr.Array) -> None:
         self.per_shard, self.compressor, self.root = _layout(array)
+        use_global_blosc()
         self.array = array
         self.row_shape = tuple(array.shape[1:])
         self.dtype = np.dtype(array.dtype)
