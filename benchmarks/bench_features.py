@@ -7,7 +7,8 @@ Prints, for one image: normal-map time for kernels 5, 21, 71 (best of 5) and the
 (limit 3x); `scipy.ndimage.convolve` with the 71 kernel (Kx and Ky, once) and its ratio to ours
 (limit >= 10x). For a split of `--images` images: the features store written by a local Dask
 cluster of 1 and of 2 workers (limit >= 1.7x). Peak memory (max RSS of a fresh process writing a
-store of N and 4N images in process): flat in N. The machine is shared and noisy: read ratios.
+store of N and 4N images in process): flat in N. The machine is shared and noisy: read ratios, and
+`cpu_share_*` (CPU seconds the workers got / (wall seconds x workers)): a speed-up needs free cores.
 """
 
 from __future__ import annotations
@@ -100,10 +101,16 @@ def dask_scaling(images: int, tmp: Path) -> dict:
     for workers in (1, 2):
         with dask_client(workers) as client:
             client.run(lambda: None)  # workers up before the clock starts
+            cpu_before = client.run(time.process_time)
             start = time.perf_counter()
             write_features_store(store, tmp / f"features_{workers}.zarr", FeatureParams(), stats, stats_source="bench",
                                  client=client)
-            out[f"split_{images}_images_{workers}_workers_s"] = time.perf_counter() - start
+            wall = time.perf_counter() - start
+            cpu = sum(client.run(time.process_time).values()) - sum(cpu_before.values())
+            out[f"split_{images}_images_{workers}_workers_s"] = wall
+            out[f"split_{images}_images_{workers}_workers_cpu_s"] = cpu
+            # share of its cores the cluster actually got: < 1 when other jobs load the machine
+            out[f"cpu_share_{workers}_workers"] = cpu / (wall * workers)
     out["dask_speedup_2_over_1"] = out[f"split_{images}_images_1_workers_s"] / out[f"split_{images}_images_2_workers_s"]
     out["images_per_s_2_workers"] = images / out[f"split_{images}_images_2_workers_s"]
     return out
