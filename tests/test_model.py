@@ -38,20 +38,42 @@ def tiny_batch(config: ModelConfig, n: int = 2):
 
 
 INPUT_SETS = [combo for r in range(1, 5) for combo in itertools.combinations(INPUT_KINDS, r)]
+# (inputs, occlusion edge, shape prior depth mode or "off"): every input set with every edge head,
+# and the shape prior's three depth modes on a few of them (each case costs a model build).
+CASES = [(inputs, edge, "off") for inputs in INPUT_SETS for edge in ("off", "fcn", "mask_head", "conv1x1")]
+CASES += [(("rgb",), "off", "all"), (("rgb", "depth"), "fcn", "visible"), (("depth_raw",), "mask_head", "none")]
 
 
-@pytest.mark.parametrize("edge", ["off", "fcn", "mask_head", "conv1x1"])
-@pytest.mark.parametrize("inputs", INPUT_SETS, ids=["+".join(c) for c in INPUT_SETS])
-def test_every_combination_trains_a_step_and_predicts(inputs, edge):
+def fill_random_codebook(model, labels=(2, 4), per_class: int = 6) -> None:
+    """Random codewords for classes `labels` (other classes exercise the whole-codebook fallback)."""
+    refiner = model.shape_prior
+    n = refiner.centres.shape[0]
+    g = torch.Generator().manual_seed(1)
+    refiner.load_assets(refiner.encoder.state_dict(), torch.randn(n, 392, generator=g),
+                        torch.tensor(labels).repeat_interleave(per_class)[:n], torch.rand(n, 28, 28, generator=g))
+
+
+def shape_config(shape: str) -> dict:
+    if shape == "off":
+        return {}
+    return dict(shape_prior="on", shape_prior_depth=shape, shape_prior_k=4, shape_prior_width=8, shape_prior_codewords=12)
+
+
+@pytest.mark.parametrize("inputs,edge,shape", CASES, ids=["+".join(c[0]) + f"-{c[1]}-shape_{c[2]}" for c in CASES])
+def test_every_combination_trains_a_step_and_predicts(inputs, edge, shape):
     torch.manual_seed(0)
-    config = ModelConfig(inputs=inputs, occlusion_edge=edge, **TINY)
+    config = ModelConfig(inputs=inputs, occlusion_edge=edge, **shape_config(shape), **TINY)
     model = build_daisnet(config)
+    if shape != "off":
+        fill_random_codebook(model)
     images, targets = tiny_batch(config)
     model.train()
     losses = model(images, targets)
     expected = {"loss_classifier", "loss_box_reg", "loss_mask", "loss_visible", "loss_objectness", "loss_rpn_box_reg"}
     if edge != "off":
         expected |= {"loss_edge", "loss_refine"}
+    if shape != "off":
+        expected |= {"loss_shape"}
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total)
@@ -140,3 +162,10 @@ def test_roi_depth_is_normalized_by_the_visible_region():
     out = normalize_roi_depth(depth, visible, scale=0.5)
     assert torch.allclose(out[:, :, :, 1:], torch.zeros(2, 1, 4, 3))
     assert (out[0, 0, :, 0] < 0).all()
+
+
+def test_yaml_booleans_for_off_and_on_are_understood():
+    from daisnet.model.config import config_from_params
+
+    config = config_from_params({"occlusion_edge": False, "shape_prior": False, "inputs": ["rgb"]}, 4)
+    assert config.occlusion_edge == "off" and config.shape_prior == "off"

@@ -9,7 +9,8 @@ from daisnet.errors import InputError
 INPUT_KINDS = ("rgb", "depth", "depth_raw", "normal")
 EDGE_MODES = ("off", "fcn", "mask_head", "conv1x1")
 BACKBONES = (18, 34, 50, 101)
-SHAPE_PRIOR_AVAILABLE = False  # the refinement head plugs into AmodalRoIHeads.amodal_refiners
+SHAPE_PRIOR_AVAILABLE = True  # daisnet/model/shape_prior.py, plugged into AmodalRoIHeads.amodal_refiners
+SHAPE_DEPTH_MODES = ("all", "visible", "none")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class ModelConfig:
         DAISnet checkpoint.
     occlusion_edge: `off` or one of the paper's three edge-head setups (§3.7, Fig. 11).
     shape_prior: `off` or `on` (the 3D shape-prior refinement of §3.8; plugs into the amodal
-        refinement chain, see roi_heads.py).
+        refinement chain, see roi_heads.py and shape_prior.py). The `shape_prior_*` fields come
+        from params.yaml `shape_prior.*` (depth mode, top-k, fusion width) and from the codebook
+        (its size), so that a checkpoint's metadata rebuilds the same architecture.
     """
 
     inputs: tuple[str, ...] = ("rgb",)
@@ -48,6 +51,10 @@ class ModelConfig:
     edge_loss_weight: float = 1.0
     refine_loss_weight: float = 1.0
     shape_prior: str = "off"
+    shape_prior_depth: str = "all"  # all | visible | none: local depth in the shape code (§5.5 S / SV)
+    shape_prior_k: int = 16  # codewords retrieved per RoI
+    shape_prior_width: int = 128  # fusion convolution width
+    shape_prior_codewords: int = 0  # codebook size (set from the codebook file)
     box_detections_per_img: int = 100
     box_score_thresh: float = 0.05
     extra: dict = field(default_factory=dict, compare=False)
@@ -68,6 +75,10 @@ class ModelConfig:
         elif self.shape_prior == "on" and not SHAPE_PRIOR_AVAILABLE:
             problems.append("model.shape_prior: on needs the shape autoencoder and codebook stages, which are "
                             "not built yet (docs/ablation.md lists the rows that wait for them)")
+        if self.shape_prior_depth not in SHAPE_DEPTH_MODES:
+            problems.append(f"shape_prior.depth {self.shape_prior_depth!r}: choose from {list(SHAPE_DEPTH_MODES)}")
+        if self.shape_prior_k < 1 or self.shape_prior_width < 1:
+            problems.append("shape_prior.top_k and shape_prior.fusion_width must be >= 1")
         if self.backbone_depth not in BACKBONES:
             problems.append(f"model.backbone_depth {self.backbone_depth}: choose from {list(BACKBONES)}")
         if not 0 <= self.trainable_layers <= 5:
@@ -80,7 +91,8 @@ class ModelConfig:
     @property
     def needs_roi_depth(self) -> bool:
         """Whether the image tensor carries a last channel of raw depth for RoI pooling."""
-        return self.occlusion_edge != "off"
+        shape_depth = self.shape_prior == "on" and self.shape_prior_depth != "none"
+        return self.occlusion_edge != "off" or shape_depth
 
 
 def channel_counts(config: ModelConfig) -> dict[str, int]:
@@ -92,17 +104,29 @@ def backbone_channels(config: ModelConfig) -> int:
     return sum(counts[kind] for kind in config.inputs)
 
 
-def config_from_params(model: dict, regional_channels: int) -> ModelConfig:
-    """`ModelConfig` from the `model` section of params.yaml; unknown keys are refused."""
+# params.yaml `shape_prior.<key>` -> ModelConfig field (the keys the model itself uses).
+SHAPE_PRIOR_PARAMS = {"depth": "shape_prior_depth", "top_k": "shape_prior_k", "fusion_width": "shape_prior_width"}
+
+
+def config_from_params(model: dict, regional_channels: int, shape_prior: dict | None = None) -> ModelConfig:
+    """`ModelConfig` from the `model` section of params.yaml (+ the model's keys of `shape_prior`)."""
     model = dict(model)
-    known = set(ModelConfig.__dataclass_fields__) - {"extra", "regional_channels"}
+    # The shape_prior_* fields come from the `shape_prior` section (daisnet/train/params.py).
+    known = {k for k in ModelConfig.__dataclass_fields__ if not k.startswith("shape_prior_")} - {"extra", "regional_channels"}
     unknown = sorted(set(model) - known)
     if unknown:
         raise InputError(f"unknown model params {unknown}", path="params.yaml")
+    # YAML 1.1 (and `dvc exp run -S`) reads a bare off/on as a boolean.
+    for key in ("occlusion_edge", "shape_prior"):
+        if isinstance(model.get(key), bool):
+            model[key] = "on" if model[key] else "off"
     for key in ("inputs", "anchor_sizes", "rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
         if key in model:
             value = model[key]
             model[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    config = ModelConfig(**model, regional_channels=regional_channels)
+    # Only when the prior is on: a run without it keeps the same config (and resumable fingerprint).
+    section = shape_prior if (shape_prior and model.get("shape_prior") == "on") else {}
+    prior = {field: section[key] for key, field in SHAPE_PRIOR_PARAMS.items() if key in section}
+    config = ModelConfig(**model, **prior, regional_channels=regional_channels)
     config.validate()
     return config
