@@ -126,10 +126,10 @@ def train_depth_cmd(
     metrics: Path = typer.Option(Path("reports/depth.json"), help="Val metrics (JSON) to write."),
     encoder: str = typer.Option("resnet18_bts", help="resnet18_bts, resnet34_bts, resnet50_bts, densenet161_bts."),
     num_features: int = typer.Option(128, min=32, help="Decoder width (official: 512)."),
-    iterations: int = typer.Option(300, min=1),
-    batch_size: int = typer.Option(4, min=1),
-    lr: float = typer.Option(1e-3, min=0.0),
-    input_scale: float = typer.Option(0.5, min=0.01, max=1.0, help="Train and predict at this image scale."),
+    iterations: int = typer.Option(200, min=1),
+    batch_size: int = typer.Option(8, min=1),
+    lr: float = typer.Option(2e-3, min=0.0),
+    input_scale: float = typer.Option(0.25, min=0.01, max=1.0, help="Train and predict at this image scale."),
     max_depth: float = typer.Option(80.0, min=0.1),
     seed: int = typer.Option(0),
 ) -> None:
@@ -174,7 +174,8 @@ def features(
 
 @app.command("inspect")
 def inspect_cmd(
-    store: Path = typer.Argument(..., help="A prepared store (data/prepared/val.zarr)."),
+    store: Path = typer.Argument(..., help="A prepared store (data/prepared/val.zarr), or a shape codebook "
+                                           "(data/models/codebook.npz: its prototypes as a grid)."),
     index: int = typer.Option(0, help="Image index in the store."),
     out: Path = typer.Option(None, help="Write the image with its masks (and --array panels) to this PNG."),
     array: list[str] = typer.Option([], help="Also show this per-image array: NAME of the store (depth_gt) or "
@@ -182,10 +183,68 @@ def inspect_cmd(
 ) -> None:
     """Show one image: its instances (class, occlusion, box) and, as a PNG, its masks and other arrays."""
     from daisnet.inspect import inspect_image
+    from daisnet.shape.inspect import codebook_grid
 
     with user_errors():
-        for line in inspect_image(store, index, out, array):
+        lines = codebook_grid(store, out) if store.suffix == ".npz" else inspect_image(store, index, out, array)
+        for line in lines:
             typer.echo(line)
+
+
+@app.command("shape-ae")
+def shape_ae_cmd(
+    prepared: Path = typer.Argument(..., help="Prepared train store (data/prepared/train.zarr)."),
+    depth: Path = typer.Argument(..., help="Its depth store (data/depth/train.zarr)."),
+    out: Path = typer.Option(Path("data/models/shape_ae.pt"), help="Autoencoder checkpoint (written atomically)."),
+    val_prepared: Path = typer.Option(None, help="Prepared val store, for reconstruction metrics."),
+    val_depth: Path = typer.Option(None, help="Its depth store."),
+    depth_mode: str = typer.Option("all", "--depth-mode", help="Local depth in the code: all | visible | none."),
+    iterations: int = typer.Option(600, min=1),
+    batch_size: int = typer.Option(64, min=1),
+    lr: float = typer.Option(0.005),
+    seed: int = typer.Option(0),
+    metrics: Path = typer.Option(None, help="Write the reconstruction metrics to this JSON."),
+) -> None:
+    """Train the 3D shape prior's autoencoder (§3.8) on ground-truth amodal crops + local depth."""
+    from daisnet.shape.autoencoder import AETrainConfig
+    from daisnet.shape.run import run_shape_ae
+
+    with user_errors():
+        if (val_prepared is None) != (val_depth is None):
+            raise InputError("give both --val-prepared and --val-depth, or neither")
+        config = AETrainConfig(depth=depth_mode, iterations=iterations, batch_size=batch_size, lr=lr, seed=seed)
+        val = (val_prepared, val_depth) if val_prepared else None
+        result = run_shape_ae((prepared, depth), val, out, config, metrics, progress=sys.stderr.isatty())
+        typer.echo(f"train IoU {result['train']['iou']:.3f}" + (f", val IoU {result['val']['iou']:.3f}" if val else "")
+                   + f" -> {out}")
+
+
+@app.command("codebook")
+def codebook_cmd(
+    shape_ae: Path = typer.Argument(..., help="Shape autoencoder (data/models/shape_ae.pt)."),
+    prepared: Path = typer.Argument(..., help="Prepared train store."),
+    depth: Path = typer.Argument(..., help="Its depth store."),
+    out: Path = typer.Option(Path("data/models/codebook.npz"), help="Codebook file (written atomically)."),
+    clusters: int = typer.Option(256, min=1, help="K: codewords per class (the paper: 1024)."),
+    copies: int = typer.Option(8, min=1, max=8, help="Flip/rotation copies of each crop."),
+    kmeans_iterations: int = typer.Option(100, min=1, help="MiniBatchKMeans max_iter."),
+    seed: int = typer.Option(0),
+    val_prepared: Path = typer.Option(None, help="Prepared val store, for the nearest-codeword IoU."),
+    val_depth: Path = typer.Option(None, help="Its depth store."),
+    metrics: Path = typer.Option(None, help="Write the build figures to this JSON."),
+) -> None:
+    """Build the shape codebook (§3.8): per-class k-means of the train crops' codes and copies."""
+    from daisnet.shape.codebook import CodebookConfig
+    from daisnet.shape.run import run_codebook
+
+    with user_errors():
+        if (val_prepared is None) != (val_depth is None):
+            raise InputError("give both --val-prepared and --val-depth, or neither")
+        config = CodebookConfig(clusters=clusters, copies=copies, kmeans_iterations=kmeans_iterations, seed=seed)
+        val = (val_prepared, val_depth) if val_prepared else None
+        result = run_codebook(shape_ae, (prepared, depth), out, config, val, metrics, progress=sys.stderr.isatty(),
+                              log=typer.echo)
+        typer.echo(f"{result['codewords']} codewords in {result['build_seconds']} s -> {out}")
 
 
 @app.command("train")
@@ -196,6 +255,8 @@ def train_cmd(
     depth: Path = typer.Option(None, help="Depth store (needed by the occlusion-edge head)."),
     params: Path = typer.Option(Path("params.yaml"), help="Params file: model, train, augment sections."),
     work_dir: Path = typer.Option(Path("data/cache/train"), help="Checkpoints for resuming."),
+    shape_ae: Path = typer.Option(Path("data/models/shape_ae.pt"), help="Shape autoencoder (model.shape_prior: on)."),
+    codebook: Path = typer.Option(Path("data/models/codebook.npz"), help="Shape codebook (model.shape_prior: on)."),
 ) -> None:
     """Train DAISnet (under `torchrun` for several processes); resumes from WORK_DIR/last.pt."""
     from daisnet.data.torch_dataset import AmodalDataset
@@ -205,10 +266,17 @@ def train_cmd(
 
     with user_errors():
         model_config, train_config, augment = configs_from_params(load_params(params))
+        shape_prior, extra = None, {}
+        if model_config.shape_prior == "on":
+            from daisnet.shape.autoencoder import file_sha256
+            from daisnet.shape.codebook import configure_shape_prior
+
+            model_config = configure_shape_prior(model_config, shape_ae, codebook)
+            shape_prior, extra = (shape_ae, codebook), {"codebook_sha256": file_sha256(codebook)}
         dataset = AmodalDataset(prepared, model_config, features, depth, augment, seed=train_config.seed)
         stats = None if model_config.weights == "imagenet" else rgb_statistics(dataset.store)
         summary = train(model_config, train_config, dataset, out, work_dir, rgb_stats=stats,
-                        fingerprint_extra={"train_images": len(dataset)})
+                        fingerprint_extra={"train_images": len(dataset), **extra}, shape_prior=shape_prior)
         typer.echo(f"trained {summary['iterations']} iterations in {summary['seconds']:.0f} s -> {out}")
 
 
