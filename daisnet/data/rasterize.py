@@ -286,7 +286,8 @@ def run_tasks(jobs: list[tuple[Any, tuple]], workers: int, progress: bool = Fals
         from distributed import Client
 
         if os.environ.get("DASK_SCHEDULER_ADDRESS"):
-            client, cluster = Client(), None  # picks DASK_SCHEDULER_ADDRESS up
+            # Explicitly: Client() reads the variable only when dask's config is first loaded.
+            client, cluster = Client(os.environ["DASK_SCHEDULER_ADDRESS"]), None
         else:
             cluster = local_cluster(workers)
             client = Client(cluster)
