@@ -80,6 +80,10 @@ def test_truncated_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="truncated or corrupted") as err:
         load_bts(cut)
     assert str(cut) in err.value.message()
+    for name, junk in (("random.pt", np.random.default_rng(0).bytes(1000)), ("text.pt", b"hello world")):
+        (tmp_path / name).write_bytes(junk)
+        with pytest.raises(InputError, match="truncated or corrupted"):
+            load_bts(tmp_path / name)
 
 
 class _Payload:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -71,12 +70,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        # weights_only refused a global: the file holds a Python object, not only tensors.
-        detail = str(exc).split("\n")[0].strip()
-        first = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln), detail)
-        raise InputError(f"refused: the file holds Python objects other than tensors and plain values "
-                         f"({first}); only state dicts are loaded", path=path) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, ImportError) as exc:
+        text = str(exc)
+        # weights_only refused a global or an opcode: the file holds a Python object, not only tensors
+        refused = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), None)
+        if "Weights only load failed" in text and refused:
+            raise InputError(f"refused: the file holds Python objects other than tensors and plain values "
+                             f"({refused}); only state dicts are loaded", path=path) from None
+        detail = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), text.split("\n")[0])
+        raise InputError(f"not a readable checkpoint (truncated or corrupted? {detail})", path=path) from None
+    except Exception as exc:  # noqa: BLE001 - arbitrary bytes make torch.load fail in arbitrary ways
         msg = str(exc).split("\n")[0]
         raise InputError(f"not a readable checkpoint (truncated or corrupted? {type(exc).__name__}: {msg})",
                          path=path) from None
