@@ -243,12 +243,16 @@ def train_bts(
         from tqdm import tqdm
 
         steps = tqdm(steps, desc="train_depth", unit="it")
-    t0, running = time.perf_counter(), []
+    t0, running, skipped = time.perf_counter(), [], 0
     for step in steps:
         img, dep, valid, focal = next(batches)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, config)
         if not bool(valid.any()):  # nothing to learn from (an all-invalid crop): skip, keep the count
+            skipped += 1
+            if skipped > max(2, config.iterations // 10):
+                raise InputError(f"{skipped} training batches had no valid depth pixel: is `depth_gt` empty, "
+                                 "or was the store replaced while training?", path=train_path)
             continue
         pred = model(img, focal)
         loss = silog_loss(pred, dep, valid)
