@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from daisnet.atomic import atomic_output
 from daisnet.depth.bts import BtsConfig, BtsModel, normalize_images
 from daisnet.depth.checkpoint import save_bts
-from daisnet.depth.infer import predict_depth
+from daisnet.depth.infer import predict_depth, resolve_device
 from daisnet.depth.loss import silog_loss
 from daisnet.depth.metrics import DepthMetrics, PixelMean, valid_mask
 from daisnet.errors import InputError
@@ -66,6 +66,7 @@ class DepthTrainConfig:
     # torch threads (0: torch's default). On a CPU shared with other work, one thread per process
     # is several times faster than two that wait for each other (measured: docs/depth.md).
     threads: int = 1
+    device: str = "auto"  # auto: the GPU when there is one
 
     def __post_init__(self) -> None:
         if not 0 < self.input_scale <= 1:
@@ -235,6 +236,11 @@ def train_bts(
     model = BtsModel(BtsConfig(encoder=config.encoder, max_depth=config.max_depth, num_features=config.num_features,
                                focal_reference=focal_ref, bn_momentum=config.bn_momentum,
                                input_scale=config.input_scale))
+    try:
+        device = resolve_device(config.device)
+    except ValueError as exc:
+        raise InputError(f"depth.train.device: {exc}", path="params.yaml") from None
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
     batches = _batches(train, config, gen)
@@ -245,7 +251,7 @@ def train_bts(
         steps = tqdm(steps, desc="train_depth", unit="it")
     t0, running, skipped = time.perf_counter(), [], 0
     for step in steps:
-        img, dep, valid, focal = next(batches)
+        img, dep, valid, focal = (t.to(device, non_blocking=True) for t in next(batches))
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, config)
         if not bool(valid.any()):  # nothing to learn from (an all-invalid crop): skip, keep the count
