@@ -1,5 +1,8 @@
 """Stage `train`: DAISnet on the prepared train split (+ depth and features) -> data/models/daisnet.pt.
 
+With `model.shape_prior: on` the shape autoencoder and codebook (stages `shape_ae`, `codebook`)
+are loaded into the model and saved with it.
+
 Resumes from data/cache/train/last.pt when that run had the same params (a killed `dvc repro`
 picks up where it stopped). Curves go to dvclive/train for `dvc plots show`.
 """
@@ -14,6 +17,8 @@ from pathlib import Path
 import zarr
 
 from daisnet.data.torch_dataset import AmodalDataset
+from daisnet.shape.autoencoder import file_sha256
+from daisnet.shape.codebook import configure_shape_prior
 from daisnet.train.loop import train
 from daisnet.train.logging import DvcLiveLogger
 from daisnet.train.params import configs_from_params, rgb_statistics
@@ -26,6 +31,10 @@ OUT = Path("data/models/daisnet.pt")
 WORK = Path("data/cache/train")
 LIVE = Path("dvclive/train")
 SUMMARY = Path("reports/train.json")
+# The 3D shape prior's stage outputs, used when model.shape_prior is on (dvc.yaml lists them as deps
+# always: DVC deps cannot be conditional).
+SHAPE_AE = "data/models/shape_ae.pt"
+CODEBOOK = "data/models/codebook.npz"
 
 
 def feature_meta(path: str) -> dict:
@@ -37,6 +46,13 @@ def feature_meta(path: str) -> dict:
 
 def main(params: dict) -> None:
     model_config, train_config, augment = configs_from_params(params)
+    shape_prior = None
+    fingerprint_extra: dict = {}
+    if model_config.shape_prior == "on":
+        # Checked before anything runs: a codebook of another autoencoder or depth mode is refused.
+        model_config = configure_shape_prior(model_config, SHAPE_AE, CODEBOOK)
+        shape_prior = (SHAPE_AE, CODEBOOK)
+        fingerprint_extra["codebook_sha256"] = file_sha256(CODEBOOK)
     dataset = AmodalDataset(PREPARED, model_config, FEATURES, DEPTH, augment, seed=train_config.seed)
     stats = None if model_config.weights == "imagenet" else rgb_statistics(dataset.store)
     rank0 = int(os.environ.get("RANK", "0")) == 0
@@ -45,7 +61,8 @@ def main(params: dict) -> None:
         shutil.rmtree(LIVE)
     logger = DvcLiveLogger(LIVE, resume=resume) if rank0 else None
     summary = train(model_config, train_config, dataset, OUT, WORK, logger, rgb_stats=stats,
-                    fingerprint_extra={"train_images": len(dataset)}, meta_extra=feature_meta(FEATURES))
+                    fingerprint_extra={"train_images": len(dataset), **fingerprint_extra},
+                    meta_extra=feature_meta(FEATURES), shape_prior=shape_prior)
     if logger is not None:
         logger.close()
     if rank0:

@@ -2,7 +2,7 @@
 
 An item is `(image, target)` in torchvision's detection convention. `image` (C, h, w) float32 holds
 the channels of `ModelConfig.inputs` in order (rgb in [0, 1], then the precomputed feature maps),
-plus a last channel of natural-log depth when the occlusion-edge head needs RoI depth. `target` has
+plus a last channel of natural-log depth when the occlusion-edge head or the shape prior needs RoI depth. `target` has
 `boxes` (amodal, xyxy), `labels` (KINS category ids), `masks` (amodal, uint8), `visible_masks`.
 
 Augmentation (§4.2 "post processing": flip, contrast, random crop) is off unless asked for, as in the
@@ -51,7 +51,7 @@ class AmodalDataset(Dataset):
         if needs_features and self.features_path is None:
             raise InputError(f"model.inputs {needs_features} need a features store", path="features")
         if config.needs_roi_depth and self.depth_path is None:
-            raise InputError("the occlusion-edge head needs a depth store", path="depth")
+            raise InputError("the occlusion-edge head and the 3D shape prior need a depth store", path="depth")
         self._features = self._open(self.features_path, [FEATURE_ARRAYS[k] for k in needs_features])
         self._depth = self._open(self.depth_path, ["depth"]) if config.needs_roi_depth else None
 
@@ -143,7 +143,7 @@ def compose_input(config: ModelConfig, rgb: np.ndarray | None, maps: dict[str, n
     """The model's input tensor (C, h, w) float32 from an image's parts.
 
     `rgb` (h, w, 3) uint8; `maps` the feature arrays by store name (`regional`, `log_depth`, `normals`,
-    each (c, h, w)); `depth` (h, w) metres, needed when the occlusion-edge head pools RoI depth.
+    each (c, h, w)); `depth` (h, w) metres, needed when RoI depth is pooled (`config.needs_roi_depth`).
     """
     parts = []
     for kind in config.inputs:
@@ -154,7 +154,7 @@ def compose_input(config: ModelConfig, rgb: np.ndarray | None, maps: dict[str, n
             parts.append(row.reshape(-1, *row.shape[-2:]))
     if config.needs_roi_depth:
         if depth is None:
-            raise ValueError("the occlusion-edge head needs depth")
+            raise ValueError("the occlusion-edge head and the 3D shape prior need depth")
         parts.append(np.log(np.maximum(np.asarray(depth, dtype=np.float32), 1e-3))[None])
     return np.concatenate(parts, axis=0)
 

@@ -2,9 +2,9 @@
 
 Calling convention is torchvision's: a list of images (C, H, W) in, a list of dicts out (training:
 a dict of losses). The channels of an image are the `model.inputs` in the order of
-`ModelConfig.inputs`, plus, when the occlusion-edge head is on, one last channel of natural-log depth
-for RoI pooling (`ModelConfig.needs_roi_depth`; `daisnet.data.torch_dataset` builds them). Outputs
-add `amodal_masks` (also as `masks`), `visible_masks` and `occlusion_edges` to boxes, labels, scores.
+`ModelConfig.inputs`, plus, when the occlusion-edge head or the 3D shape prior is on, one last channel
+of natural-log depth for RoI pooling (`ModelConfig.needs_roi_depth`; `daisnet.data.torch_dataset`
+builds them). Outputs add `amodal_masks` (also as `masks`), `visible_masks` and `occlusion_edges` to boxes, labels, scores.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from daisnet.model.backbone import build_backbone
 from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
 from daisnet.model.occlusion_edge import EDGE_HEADS, OcclusionRefinement
 from daisnet.model.roi_heads import AmodalRoIHeads
+from daisnet.model.shape_prior import ShapePriorRefiner
 from daisnet.model.transform import AmodalTransform
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -88,6 +89,10 @@ class DAISNet(GeneralizedRCNN):
         )
         mean, std = channel_normalization(config, rgb_mean, rgb_std)
         transform = AmodalTransform(config.min_size, config.max_size, mean, std)
+        if config.shape_prior == "on":
+            roi_heads.amodal_refiners.append(ShapePriorRefiner(
+                config.shape_prior_depth, config.shape_prior_codewords, config.shape_prior_k,
+                config.shape_prior_width, out))
         super().__init__(backbone, rpn, roi_heads, transform)
         self.config = config
         self.backbone_channels = backbone_channels(config)
@@ -116,6 +121,14 @@ class DAISNet(GeneralizedRCNN):
         if self.training:
             return {**detector_losses, **proposal_losses}
         return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+    @property
+    def shape_prior(self) -> ShapePriorRefiner | None:
+        """The shape-prior refiner when `model.shape_prior: on` (fill it with `load_assets`)."""
+        for refiner in self.roi_heads.amodal_refiners:
+            if isinstance(refiner, ShapePriorRefiner):
+                return refiner
+        return None
 
 
 def build_daisnet(config: ModelConfig, **kwargs) -> DAISNet:

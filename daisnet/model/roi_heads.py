@@ -6,8 +6,10 @@ torchvision's `RoIHeads` does the box branch and sampling; this subclass replace
 - optional occlusion-edge head on RoI-pooled depth and the occlusion refinement of the amodal logits
   (daisnet/model/occlusion_edge.py);
 - then a chain of `amodal_refiners` (the hook the shape prior plugs into): each takes the mask
-  features, the current amodal logits of the predicted class and a context dict, and returns
-  refined logits and its losses. The last logits are the reported amodal mask.
+  features, the current amodal logits of the predicted class and a context dict (`visible_logit`;
+  `roi_log_depth` when the image carries the depth channel; `roi_depth` normalized for the edge
+  head; `amodal_target` in training), and returns refined logits and its losses. The last logits
+  are the reported amodal mask. The shape prior (daisnet/model/shape_prior.py) is one.
 """
 
 from __future__ import annotations
@@ -111,12 +113,18 @@ class AmodalRoIHeads(RoIHeads):
             amodal_target = _project(gt_amodal, mask_proposals, pos_matched, size)
             context["amodal_target"] = amodal_target
 
+        # Natural-log depth pooled once per RoI on the mask grid: the edge head and the refiners
+        # (shape prior) normalize it each their own way.
+        pooled = None
+        if roi_depth is not None:
+            pooled = roi_align(roi_depth, mask_proposals, output_size=size, spatial_scale=1.0, sampling_ratio=2)
+            context["roi_log_depth"] = pooled
+
         edge = None
         refined = amodal
         if self.edge_head is not None:
-            if roi_depth is None:
+            if pooled is None:
                 raise ValueError("the occlusion-edge head needs the depth channel (roi_depth)")
-            pooled = roi_align(roi_depth, mask_proposals, output_size=size, spatial_scale=1.0, sampling_ratio=2)
             depth = normalize_roi_depth(pooled, torch.sigmoid(visible), self.edge_depth_scale)
             context["roi_depth"] = depth
             edge = self.edge_head(torch.cat([depth, torch.sigmoid(visible)], dim=1))

@@ -116,13 +116,17 @@ def _check_finite(losses: dict[str, torch.Tensor], iteration: int, last_good: Pa
 def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalDataset, out: Path,
           work_dir: Path, logger: Any | None = None, fingerprint_extra: dict | None = None,
           rgb_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-          meta_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+          meta_extra: dict[str, Any] | None = None,
+          shape_prior: tuple[str | Path, str | Path] | None = None) -> dict[str, Any]:
     """Train and write the final checkpoint to `out`; resumable from `work_dir/last.pt`.
 
     A checkpoint in `work_dir` is resumed only when it was started with the same configuration
     (fingerprint of both configs and `fingerprint_extra`, e.g. the data's identity).
     `rgb_stats` (mean, std) normalize RGB (eq. 2); ImageNet's by default. `meta_extra` goes into the
     final checkpoint's metadata (e.g. the feature params and statistics `daisnet predict` needs).
+    `shape_prior` = (shape autoencoder, codebook) files fill the shape-prior refiner when
+    `model.shape_prior: on` (the config's `shape_prior_codewords` must match the codebook:
+    `daisnet.shape.codebook.configure_shape_prior`); the codebook then travels in the checkpoint.
     Returns a summary (iterations, seconds, last losses).
     """
     rank, world = _distributed()
@@ -134,10 +138,20 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     if model_config.weights not in ("random", "imagenet"):
         init = checkpoint.load(model_config.weights)
         missing, unexpected = model.load_state_dict(init["model"], strict=False)
-        real_missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        # The shape-prior refiner is filled from its own files just below.
+        real_missing = [k for k in missing if not k.endswith("num_batches_tracked")
+                        and not k.startswith("roi_heads.amodal_refiners.")]
         if real_missing:
             raise InputError(f"initial weights lack {real_missing[0]} (and {len(real_missing) - 1} more)",
                              path=model_config.weights)
+    if model_config.shape_prior == "on":
+        if shape_prior is None:
+            raise InputError("model.shape_prior: on needs the shape autoencoder and the codebook "
+                             "(data/models/shape_ae.pt, data/models/codebook.npz)", path="params.yaml")
+        from daisnet.shape.codebook import load_shape_prior
+
+        record = load_shape_prior(model, *shape_prior)
+        meta_extra = {**(meta_extra or {}), "shape_prior": record}
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=train_config.lr, momentum=train_config.momentum,

@@ -27,7 +27,8 @@ def configs_from_params(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfi
         offsets = int(params["features"]["regional"]["offsets"])
     except KeyError:
         offsets = 4
-    model = config_from_params(params.get("model", {}), regional_channels=offsets)
+    model = config_from_params(params.get("model", {}), regional_channels=offsets,
+                               shape_prior=params.get("shape_prior"))
     train = _dataclass_from(TrainConfig, params.get("train", {}), "train", seed=params.get("seed", 0))
     augment = _dataclass_from(AugmentConfig, params.get("augment", {}), "augment")
     if train.iterations < 1 or train.batch_size < 1 or train.lr <= 0:

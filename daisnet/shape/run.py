@@ -1,0 +1,72 @@
+"""The `shape_ae` and `codebook` steps end to end (paths in, paths out): shared by the stages and the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from daisnet.atomic import atomic_output
+from daisnet.shape.autoencoder import (
+    AETrainConfig,
+    file_sha256,
+    load_autoencoder,
+    reconstruction_metrics,
+    save_autoencoder,
+    train_autoencoder,
+)
+from daisnet.shape.codebook import CodebookConfig, build_codebook, codeword_iou, save_codebook
+from daisnet.shape.crops import extract_crops
+
+
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
+
+
+def _round(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in values.items()}
+
+
+def run_shape_ae(train: tuple[str | Path, str | Path], val: tuple[str | Path, str | Path] | None,
+                 out: str | Path, config: AETrainConfig, metrics_out: str | Path | None = None,
+                 progress: bool | None = None) -> dict[str, Any]:
+    """Train the autoencoder on `train` = (prepared, depth store) crops; metrics on `val` crops."""
+    config.validate()
+    train_crops = extract_crops(*train, progress=progress)
+    model, info = train_autoencoder(train_crops, config, progress=progress)
+    metrics: dict[str, Any] = {"train_instances": len(train_crops), "train_seconds": round(info["seconds"], 1),
+                               "train": _round(reconstruction_metrics(model, train_crops.inputs(config.depth)))}
+    if val is not None:
+        val_crops = extract_crops(*val, progress=progress)
+        metrics["val_instances"] = len(val_crops)
+        metrics["val"] = _round(reconstruction_metrics(model, val_crops.inputs(config.depth)))
+    save_autoencoder(out, model, {"train_config": asdict(config), "train_store": str(train[0]),
+                                  "depth_store": str(train[1]), "metrics": metrics})
+    if metrics_out is not None:
+        write_json(metrics_out, metrics)
+    return metrics
+
+
+def run_codebook(ae_path: str | Path, train: tuple[str | Path, str | Path], out: str | Path,
+                 config: CodebookConfig, val: tuple[str | Path, str | Path] | None = None,
+                 metrics_out: str | Path | None = None, progress: bool | None = None, log=None) -> dict[str, Any]:
+    """Build the codebook of the train crops with the autoencoder at `ae_path`; record what it came from."""
+    config.validate()
+    model, meta = load_autoencoder(ae_path)
+    crops = extract_crops(*train, progress=progress)
+    built_from = {"shape_ae": str(ae_path), "shape_ae_sha256": file_sha256(ae_path), "train_store": str(train[0]),
+                  "depth_store": str(train[1])}
+    book, report = build_codebook(model, crops, config, built_from, log=log)
+    metrics: dict[str, Any] = {"codewords": report["codewords"], "build_seconds": round(report["seconds"], 1),
+                               "encode_seconds": round(report["encode_seconds"], 1),
+                               "cluster_seconds": round(report["cluster_seconds"], 1),
+                               "classes": {k: _round(v) for k, v in report["classes"].items()}}
+    if val is not None:
+        # How well the codebook covers unseen shapes: IoU of each val crop with its nearest prototype.
+        metrics["val_nearest_codeword_iou"] = round(codeword_iou(model, book, extract_crops(*val, progress=progress)), 4)
+    save_codebook(out, book)
+    if metrics_out is not None:
+        write_json(metrics_out, metrics)
+    return metrics
