@@ -6,8 +6,6 @@ IoU on train and val crops goes to reports/shape_ae.json (`dvc metrics show`).
 
 from __future__ import annotations
 
-import torch
-
 from daisnet.params import section
 from daisnet.shape.autoencoder import AETrainConfig
 from daisnet.shape.run import run_shape_ae
@@ -23,7 +21,6 @@ def main(params: dict) -> None:
     prior = section(params, "shape_prior")
     config = AETrainConfig(depth=str(prior["depth"]), iterations=int(prior["iterations"]),
                            batch_size=int(prior["batch_size"]), lr=float(prior["lr"]), seed=int(params.get("seed", 0)))
-    torch.set_num_threads(1)  # a tiny network: measured 4x slower per step with 2 threads on a busy 2-core CPU
     metrics = run_shape_ae(TRAIN, VAL, OUT, config, METRICS)
     print(f"shape autoencoder ({config.depth} depth): val IoU {metrics['val']['iou']:.3f}, "
           f"train IoU {metrics['train']['iou']:.3f}, {metrics['train_seconds']} s")

@@ -121,9 +121,10 @@ def test_autoencoder_learns_to_reconstruct_toy_shapes():
 
     crops = _toy_crops(64)
     untrained = reconstruction_metrics(ShapeAutoencoder("none"), crops.inputs("none"))["iou"]
-    model, _ = train_autoencoder(crops, replace(TINY_AE, depth="none", iterations=150), progress=False)
-    trained = reconstruction_metrics(model, crops.inputs("none"))["iou"]
-    assert trained > 0.7 and trained > untrained + 0.2
+    config = replace(TINY_AE, depth="none", iterations=80, batch_size=16, lr=0.01)
+    model, _ = train_autoencoder(crops, config, progress=False)
+    trained = reconstruction_metrics(model, crops.inputs("none"))["iou"]  # measured 0.97 (untrained 0.43)
+    assert trained > 0.8 and trained > untrained + 0.3
 
 
 @pytest.fixture(scope="module")

@@ -93,8 +93,21 @@ def reconstruction_metrics(model: ShapeAutoencoder, inputs: torch.Tensor, batch:
 
 def train_autoencoder(train: ShapeCrops, config: AETrainConfig, progress: bool | None = None,
                       ) -> tuple[ShapeAutoencoder, dict[str, float]]:
-    """Train on `train`'s crops under random D4 copies; returns the model and training figures."""
+    """Train on `train`'s crops under random D4 copies; returns the model and training figures.
+
+    One torch thread: the network is tiny, and two threads made a step 4x slower on the shared
+    2-core machine (OpenMP spin-waits while other jobs hold the cores).
+    """
     config.validate()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(train, config, progress)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(train: ShapeCrops, config: AETrainConfig, progress: bool | None) -> tuple[ShapeAutoencoder, dict[str, float]]:
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
     inputs = train.inputs(config.depth)
