@@ -17,10 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "synth": {"train_images": 6, "val_images": 3, "height": 64, "width": 128, "workers": 1},
     "rasterize": {"workers": 0},
+    "depth": {"train": {"iterations": 2, "batch_size": 2}},
     "features": {"workers": 0},
     "model": {"min_size": 64, "max_size": 128, "representation_size": 64, "mask_head_width": 16,
               "box_batch_size_per_image": 32},
     "train": {"iterations": 2, "checkpoint_every": 1, "log_every": 1, "num_workers": 0},
+    "shape_prior": {"iterations": 5, "batch_size": 8, "clusters": 4, "copies": 2, "kmeans_iterations": 5,
+                    "top_k": 2, "fusion_width": 8},
 }
 
 
@@ -76,3 +79,21 @@ def test_changing_the_normal_kernel_reruns_features_and_downstream_only(repo):
     result = _run(["dvc", "exp", "run", "-S", "features.normals.kernel=71", "-S", "model.inputs=[rgb,normal]"], repo)
     ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"features", "train", "evaluate"}, result.stdout
+
+
+def _ran(result: subprocess.CompletedProcess) -> set[str]:
+    return {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+
+
+@pytest.mark.slow
+def test_shape_prior_on_reruns_train_and_evaluate_only(repo):
+    _run(["dvc", "repro"], repo)
+    result = _run(["dvc", "exp", "run", "-S", "model.shape_prior=on"], repo)
+    assert _ran(result) == {"train", "evaluate"}, result.stdout
+
+
+@pytest.mark.slow
+def test_shape_prior_depth_reruns_the_autoencoder_and_codebook(repo):
+    _run(["dvc", "repro"], repo)
+    result = _run(["dvc", "exp", "run", "-S", "model.shape_prior=on", "-S", "shape_prior.depth=visible"], repo)
+    assert _ran(result) == {"shape_ae", "codebook", "train", "evaluate"}, result.stdout
