@@ -311,6 +311,7 @@ def predict_cmd(
     model: Path = typer.Option(Path("data/models/daisnet.pt"), help="DAISnet checkpoint."),
     out: Path = typer.Option(Path("predictions"), help="Output folder: an overlay PNG and a JSON per image."),
     depth_checkpoint: Path = typer.Option(None, help="BTS checkpoint (ours or official) for depth."),
+    depth_encoder: str = typer.Option(None, help="Encoder of an official BTS file: resnet50_bts | densenet161_bts."),
     depth_dir: Path = typer.Option(None, help="Folder of depth PNGs (uint16, m x 256) named like the images."),
     focal: float = typer.Option(721.5377, help="Focal length in px for BTS."),
     score_threshold: float = typer.Option(0.5, min=0.0, max=1.0),
@@ -321,7 +322,8 @@ def predict_cmd(
 
     with user_errors():
         count = predict_images(model, images, out, depth_checkpoint=depth_checkpoint, depth_dir=depth_dir,
-                               focal=focal, score_threshold=score_threshold, device=device)
+                               focal=focal, score_threshold=score_threshold, device=device,
+                               depth_encoder=depth_encoder)
         typer.echo(f"{count} images -> {out}")
 
 

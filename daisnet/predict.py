@@ -50,7 +50,8 @@ def _read_depth_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 class Predictor:
     def __init__(self, model_path: str | Path, depth_checkpoint: str | Path | None = None,
-                 depth_dir: str | Path | None = None, focal: float = 721.5377, device: str = "cpu") -> None:
+                 depth_dir: str | Path | None = None, focal: float = 721.5377, device: str = "cpu",
+                 depth_encoder: str | None = None) -> None:
         self.model = load_model(model_path, device)
         self.device = device
         self.config = self.model.config
@@ -65,9 +66,11 @@ class Predictor:
                 raise InputError(f"model.inputs {list(self.config.inputs)} need depth: give a BTS checkpoint "
                                  "(--depth-checkpoint) or a folder of depth PNGs (--depth-dir)", path=model_path)
             if depth_checkpoint is not None:
+                from daisnet.depth.bts import BtsConfig
                 from daisnet.depth.checkpoint import load_bts
 
-                self.bts, _ = load_bts(depth_checkpoint)
+                # Our checkpoints carry their configuration; official files need the encoder named.
+                self.bts, _ = load_bts(depth_checkpoint, BtsConfig(encoder=depth_encoder) if depth_encoder else None)
             if not self.feature_meta.get("params"):
                 raise InputError("the checkpoint carries no feature params (trained before they were recorded)",
                                  path=model_path)
@@ -142,12 +145,13 @@ def overlay(rgb: np.ndarray, detections: list[dict[str, Any]]) -> Image.Image:
 
 def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Path, *,
                    depth_checkpoint: str | Path | None = None, depth_dir: str | Path | None = None,
-                   focal: float = 721.5377, score_threshold: float = 0.5, device: str = "cpu") -> int:
+                   focal: float = 721.5377, score_threshold: float = 0.5, device: str = "cpu",
+                   depth_encoder: str | None = None) -> int:
     """Predict every image; write the overlays and JSONs into `out_dir` (atomically). Returns the count."""
     for path in images:
         if not Path(path).is_file():
             raise InputError("image not found", path=path)
-    predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device)
+    predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
         for path in images:
