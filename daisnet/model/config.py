@@ -53,7 +53,7 @@ class ModelConfig:
     shape_prior: str = "off"
     shape_prior_depth: str = "all"  # all | visible | none: local depth in the shape code (§5.5 S / SV)
     shape_prior_k: int = 16  # codewords retrieved per RoI
-    shape_prior_width: int = 128  # fusion convolution width
+    shape_prior_width: int = 64  # fusion convolution width (cost: docs/shape_prior.md)
     shape_prior_codewords: int = 0  # codebook size (set from the codebook file)
     box_detections_per_img: int = 100
     box_score_thresh: float = 0.05

@@ -183,7 +183,7 @@ class ShapePriorRefiner(nn.Module):
     unrefined mask, as the occlusion refinement does).
     """
 
-    def __init__(self, depth_mode: str, codewords: int, k: int = 16, width: int = 128,
+    def __init__(self, depth_mode: str, codewords: int, k: int = 16, width: int = 64,
                  feature_channels: int = 256) -> None:
         super().__init__()
         if codewords < 1:

@@ -95,14 +95,17 @@ def class_codes(model: ShapeAutoencoder, crops: ShapeCrops, rows: np.ndarray, co
     return out
 
 
-def cluster(codes: np.ndarray, config: CodebookConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Centres (k, 392) and cluster sizes of one class's codes; k = min(K, distinct codes)."""
+def cluster(codes: np.ndarray, config: CodebookConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """Centres (k, 392), cluster sizes and mean squared error per dimension of one class's codes;
+    k = min(K, distinct codes)."""
     distinct = np.unique(codes, axis=0).shape[0] if codes.shape[0] <= 4 * config.clusters else config.clusters
     k = min(config.clusters, distinct)
     kmeans = MiniBatchKMeans(n_clusters=k, batch_size=max(config.batch_size, 3 * k), max_iter=config.kmeans_iterations,
                              random_state=config.seed, n_init=1, init_size=min(codes.shape[0], max(3 * k, 3 * config.batch_size)))
     assignment = kmeans.fit_predict(codes)
-    return kmeans.cluster_centers_.astype(np.float32), np.bincount(assignment, minlength=k).astype(np.int64)
+    # inertia_ is over every code (scikit-learn labels the whole set after fitting).
+    mse = float(kmeans.inertia_) / (codes.shape[0] * CODE_DIM)
+    return kmeans.cluster_centers_.astype(np.float32), np.bincount(assignment, minlength=k).astype(np.int64), mse
 
 
 @torch.no_grad()
@@ -141,14 +144,12 @@ def _build(model: ShapeAutoencoder, crops: ShapeCrops, config: CodebookConfig, b
         t0 = time.perf_counter()
         codes = class_codes(model, crops, rows, config.copies, config.max_codes_per_class, config.seed + int(label))
         t1 = time.perf_counter()
-        c, s = cluster(codes, config)
+        c, s, mse = cluster(codes, config)
         t2 = time.perf_counter()
         encode_seconds += t1 - t0
         cluster_seconds += t2 - t1
-        nearest = torch.cdist(torch.from_numpy(codes), torch.from_numpy(c)).min(dim=1).values
         report["classes"][str(int(label))] = {"instances": int(len(rows)), "codes": int(len(codes)),
-                                              "codewords": int(len(c)),
-                                              "quantization_mse": float((nearest**2).mean()) / CODE_DIM}
+                                              "codewords": int(len(c)), "quantization_mse": mse}
         log(f"class {int(label)}: {len(rows)} instances, {len(codes)} codes -> {len(c)} codewords "
             f"({t1 - t0:.1f} s encode, {t2 - t1:.1f} s k-means)")
         centres.append(c)
