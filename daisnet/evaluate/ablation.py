@@ -58,7 +58,8 @@ PROFILES: dict[str, dict[str, str]] = {
     "default": {},
     "paper": {"model.backbone_depth": "50", "train.iterations": "47979", "train.lr": "0.0025",
               "train.batch_size": "1", "train.warmup_iters": "15000", "model.min_size": "800",
-              "model.max_size": "3000", "model.anchor_sizes": "[32,64,128,256,512]"},
+              "model.max_size": "3000", "model.anchor_sizes": "[32,64,128,256,512]",
+              "shape_prior.clusters": "1024"},
 }
 
 
