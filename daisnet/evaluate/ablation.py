@@ -54,12 +54,14 @@ ROW_BY_NAME = {row.name: row for row in ROWS}
 
 # Small profile: enough training to rank rows on the CPU; preprocessing is shared (no synth change).
 PROFILES: dict[str, dict[str, str]] = {
+    "smoke": {"train.iterations": "30", "train.checkpoint_every": "30"},  # checks the machinery, ranks nothing
     "small": {"train.iterations": "120", "train.checkpoint_every": "60"},
     "default": {},
     "paper": {"model.backbone_depth": "50", "train.iterations": "47979", "train.lr": "0.0025",
               "train.batch_size": "1", "train.warmup_iters": "15000", "model.min_size": "800",
               "model.max_size": "3000", "model.anchor_sizes": "[32,64,128,256,512]",
-              "shape_prior.clusters": "1024"},
+              "model.representation_size": "1024", "model.mask_head_width": "256",
+              "model.box_batch_size_per_image": "512", "shape_prior.clusters": "1024"},
 }
 
 
