@@ -48,6 +48,9 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def repo(tmp_path_factory) -> Path:
     clone = tmp_path_factory.mktemp("repo") / "daisnet"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    # DVC commits experiments: give the clone an identity of its own (CI may have none).
+    subprocess.run(["git", "config", "user.name", "daisnet-tests"], cwd=clone, check=True)
+    subprocess.run(["git", "config", "user.email", "tests@daisnet.invalid"], cwd=clone, check=True)
     # The working tree's current files, so the test checks what is here, committed or not.
     for name in ("dvc.yaml", "params.yaml"):
         (clone / name).write_text((ROOT / name).read_text())
