@@ -132,7 +132,7 @@ def _batches(split: _Split, config: DepthTrainConfig, gen: torch.Generator) -> I
         order = torch.randperm(count, generator=gen).tolist()
         for start in range(0, count - config.batch_size + 1, config.batch_size):
             idx = sorted(order[start : start + config.batch_size])
-            imgs, depths, valids, focals = [], [], [], []
+            imgs, depths, focals = [], [], []
             for i in idx:
                 h, w = (int(v) for v in split.sizes[i])
                 img = torch.from_numpy(np.asarray(split.images[i])[:h, :w]).permute(2, 0, 1)[None].float() / 255

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from daisnet.errors import InputError
 from daisnet.model.config import SHAPE_PRIOR_AVAILABLE
