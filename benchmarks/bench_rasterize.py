@@ -8,7 +8,7 @@ Prints, in one run (figures recorded in docs/performance.md):
    visible masks with `decode(merge(frPyObjects(...)))` (COCO's annToMask), keeping nothing.
    Ours also validates, places everything on the canvas, compresses and writes the store.
    Target: at most 1.3x.
-2. 2 Dask worker processes against 1 (both on an already started cluster, as the stage makes it:
+2. 2 Dask worker processes against 1 (both on an already started cluster, `daisnet.cluster.dask_client` as the stage makes it:
    the start-up, ~2 s, is paid once per stage and reported apart). Target: at least 1.7x faster.
 3. peak memory (max RSS of a fresh process running rasterize in process) for 500 images against
    50. Target: within 1.2x.
@@ -171,19 +171,17 @@ def main() -> None:
 
 
 def measure_workers(big: Path, big_dir: Path, work: Path) -> None:
-    from distributed import Client
-
-    from daisnet.data.rasterize import local_cluster
+    from daisnet.cluster import dask_client
 
     timings, cpu, parent = {}, {}, {}
     for workers in (1, 2):
         t = time.perf_counter()
-        with local_cluster(workers) as cluster, Client(cluster) as client:
+        with dask_client(workers) as client:
             startup = time.perf_counter() - t
             before, mine = sum(client.run(cpu_seconds).values()), cpu_seconds()
             timings[workers] = ours(big, big_dir / "image_2", work / f"dask{workers}.zarr", workers, client=client)
             cpu[workers] = sum(client.run(cpu_seconds).values()) - before
-            parent[workers] = cpu_seconds() - mine  # the serial part: JSON, plan, small arrays
+            parent[workers] = cpu_seconds() - mine  # the serial part: JSON, file checks, small arrays
         print(f"   Dask, {workers} worker process(es): {timings[workers]:.2f} s, workers' CPU {cpu[workers]:.1f} s, "
               f"this process's CPU {parent[workers]:.1f} s "
               f"(cluster start-up {startup:.1f} s)")

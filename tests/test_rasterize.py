@@ -137,20 +137,20 @@ def test_sharding_keeps_files_few_and_flat(tmp_path: Path) -> None:
 
 def test_existing_cluster_of_two_processes_writes_the_same_bytes(tmp_path: Path, monkeypatch) -> None:
     """DASK_SCHEDULER_ADDRESS wins over `workers`: the tasks run on that cluster's processes."""
-    from daisnet.data.rasterize import local_cluster
+    from distributed import LocalCluster
 
     ann_path, images_dir, depth_dir = write_dataset(tmp_path, annotations_2020(), depth=True)
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
     rasterize(ann_path, images_dir, a, depth_dir=depth_dir, config=IN_PROCESS)
-    with local_cluster(2) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
         rasterize(ann_path, images_dir, b, depth_dir=depth_dir, config=IN_PROCESS)  # workers=0
         from distributed import Client
 
         with Client(cluster.scheduler_address) as client:
             executed = client.run(lambda dask_worker: dask_worker.state.executed_count)
-        # 2 image shards + 2 x 2 mask shards, spread over the cluster's two processes.
-        assert sum(executed.values()) == 6 and len(executed) == 2
+        # 2 planning tasks + 2 image shards + 2 x 2 mask shards, spread over the cluster's two processes.
+        assert sum(executed.values()) == 8 and len(executed) == 2
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     assert files_a == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     for rel in files_a:

@@ -1,9 +1,10 @@
 """KINS annotations + images -> the prepared Zarr store, in parallel on Dask worker processes.
 
 1. Read and validate the annotation file (daisnet.data.kins): any bad record stops here.
-2. Plan, in this process: each instance's masks become pycocotools RLEs (small: a few hundred
-   bytes), which give areas, so the skip rules below and every instance's row in the store are
-   known before any pixel is written. Image files are checked to exist.
+2. Plan: each instance's masks become pycocotools RLEs (small: a few hundred bytes), which give
+   areas, so the skip rules below and every instance's row in the store are known before any
+   pixel is written. The conversion runs on the workers, one task per image shard (done in the
+   stage's process it capped the 2-worker speed-up at ~1.5x); image files are checked to exist.
 3. Create every array of the store, then run two kinds of tasks, each writing whole shards
    only (a shard is one file: two writers would race): image tasks read the images (and depth
    PNGs) of one image shard; mask tasks paint the RLEs of one instance shard. A task streams its
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,16 @@ import zarr
 from PIL import Image
 
 from daisnet.atomic import atomic_output
+from daisnet.cluster import dask_client, run_tasks
 from daisnet.data import rle as rle_utils
-from daisnet.data.kins import KinsAnnotations, load_kins
-from daisnet.data.prepared import IMAGE_FIELDS, INSTANCE_FIELDS, StoreLayout, create_store, write_small
+from daisnet.data.kins import InstanceRecord, KinsAnnotations, load_kins
+from daisnet.data.prepared import (
+    IMAGE_FIELDS,
+    INSTANCE_FIELDS,
+    StoreLayout,
+    create_store,
+    write_small,
+)
 from daisnet.data.shards import ShardWriter
 from daisnet.errors import InputError
 
@@ -90,16 +97,9 @@ def resolve_file(root: Path, file_name: str, record: str, annotations: Path, wha
     return path
 
 
-def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None) -> Plan:
-    """Rows of the store, skip decisions and RLEs (see the module docstring)."""
+def check_files(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None) -> tuple[list[Path], list[Path] | None]:
+    """Every image (and depth PNG) file of the split, which must exist."""
     image_files, depth_files = [], [] if depth_dir is not None else None
-    ptr = [0]
-    amodal_rles: list[bytes] = []
-    visible_rles: list[bytes] = []
-    sizes: list[tuple[int, int]] = []
-    fields: dict[str, list] = {name: [] for name in INSTANCE_FIELDS}
-    counts = {rule: 0 for rule in SKIP_RULES}
-    counts.update(visible_outside_amodal=0, images_without_instances=0)
     for image in kins.images:
         record = f"image {image.id}"
         image_files.append(resolve_file(images_dir, image.file_name, record, kins.path, "image file"))
@@ -107,13 +107,27 @@ def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None) -> Pla
             # Depth PNGs carry the image's file name, as KITTI's depth maps do (PNG either way).
             name = str(Path(image.file_name).with_suffix(".png"))
             depth_files.append(resolve_file(depth_dir, name, record, kins.path, "depth file"))
+    return image_files, depth_files
+
+
+def plan_images(images: list[tuple[int, int, list[InstanceRecord]]]) -> dict[str, Any]:
+    """Plan a run of images (height, width, instances): RLEs, skip decisions and instance fields.
+
+    A task: the pycocotools polygon -> RLE conversion is most of the stage's CPU outside the
+    pixel writes, so it runs on the workers, a shard of images per task. Returns plain lists.
+    """
+    part: dict[str, Any] = {"kept": [], "amodal": [], "visible": [], "sizes": [],
+                            "fields": {name: [] for name in INSTANCE_FIELDS},
+                            "counts": dict.fromkeys((*SKIP_RULES, "visible_outside_amodal"), 0)}
+    counts, fields = part["counts"], part["fields"]
+    for height, width, instances in images:
         kept = 0
-        for inst in kins.instances_of(image.id):
+        for inst in instances:
             if inst.iscrowd:
                 counts["crowd"] += 1
                 continue
-            amodal = rle_utils.to_rle(inst.amodal, image.height, image.width)
-            visible = rle_utils.to_rle(inst.visible, image.height, image.width)
+            amodal = rle_utils.to_rle(inst.amodal, height, width)
+            visible = rle_utils.to_rle(inst.visible, height, width)
             amodal_area, visible_area = rle_utils.area(amodal), rle_utils.area(visible)
             if amodal_area == 0:
                 counts["empty_amodal"] += 1
@@ -123,9 +137,9 @@ def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None) -> Pla
                 continue
             if rle_utils.intersection_area(amodal, visible) < visible_area:
                 counts["visible_outside_amodal"] += 1
-            amodal_rles.append(amodal["counts"])
-            visible_rles.append(visible["counts"])
-            sizes.append((image.height, image.width))
+            part["amodal"].append(amodal["counts"])
+            part["visible"].append(visible["counts"])
+            part["sizes"].append((height, width))
             fields["category"].append(inst.category_id)
             fields["amodal_box"].append(_xyxy(inst.amodal_bbox))
             fields["visible_box"].append(_xyxy(inst.visible_bbox))
@@ -134,15 +148,42 @@ def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None) -> Pla
             fields["oco_id"].append(inst.oco_id)
             fields["ico_id"].append(inst.ico_id)
             kept += 1
-        if kept == 0:
-            counts["images_without_instances"] += 1
-        ptr.append(ptr[-1] + kept)
+        part["kept"].append(kept)
+    return part
+
+
+def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None, client: Any = None,
+         images_per_task: int = 128) -> Plan:
+    """Rows of the store, skip decisions and RLEs (see the module docstring); `plan_images` tasks
+    run on `client` (None: in this process), results merged in image order."""
+    image_files, depth_files = check_files(kins, images_dir, depth_dir)
+    chunks = [([(im.height, im.width, kins.instances_of(im.id)) for im in kins.images[a:b]],)
+              for a, b in _ranges(len(kins.images), images_per_task)]
+    parts = run_tasks(client, plan_images, chunks)
+    counts = dict.fromkeys((*SKIP_RULES, "visible_outside_amodal"), 0)
+    kept: list[int] = []
+    amodal_rles: list[bytes] = []
+    visible_rles: list[bytes] = []
+    sizes: list[tuple[int, int]] = []
+    fields: dict[str, list] = {name: [] for name in INSTANCE_FIELDS}
+    for part in parts:
+        kept += part["kept"]
+        amodal_rles += part["amodal"]
+        visible_rles += part["visible"]
+        sizes += part["sizes"]
+        for name in INSTANCE_FIELDS:
+            fields[name] += part["fields"][name]
+        for key, value in part["counts"].items():
+            counts[key] += value
+    counts["images_without_instances"] = sum(1 for k in kept if k == 0)
     arrays = {}
     for name, (dtype, tail, _, _) in INSTANCE_FIELDS.items():
         arrays[name] = np.asarray(fields[name], dtype=dtype).reshape(-1, *tail)
     canvas = (max((im.height for im in kins.images), default=1), max((im.width for im in kins.images), default=1))
-    return Plan(kins, image_files, depth_files, canvas, np.asarray(ptr, dtype=np.int64), amodal_rles,
-                visible_rles, np.asarray(sizes, dtype=np.int32).reshape(-1, 2), arrays, counts)
+    ptr = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(kept, out=ptr[1:])
+    return Plan(kins, image_files, depth_files, canvas, ptr, amodal_rles, visible_rles,
+                np.asarray(sizes, dtype=np.int32).reshape(-1, 2), arrays, counts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,84 +282,6 @@ def tasks(plan_: Plan, store: Path, config: RasterizeConfig) -> list[tuple[Any, 
     return ordered
 
 
-def _one_thread() -> None:
-    # One numeric thread per worker process: the work is per image; processes do the scaling.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-
-
-def local_cluster(workers: int) -> Any:
-    """A `LocalCluster` of `workers` one-thread processes, without the Nanny's malloc setting.
-
-    distributed's Nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also freezes
-    glibc's mmap threshold: every buffer over 128 kB (blosc's per-chunk scratch, PIL's decode
-    buffers) is then mmapped and page-faulted afresh. Measured in a worker: blosc encode of a
-    1242 x 375 mask 2.5 ms CPU instead of 0.3 ms. Our tasks allocate the same sizes over and over,
-    so the default, adaptive malloc is the right one here.
-    """
-    import logging
-
-    import dask
-    from distributed import LocalCluster
-
-    env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": {}}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                            silence_logs=logging.ERROR, env=env)
-
-
-def run_tasks(jobs: list[tuple[Any, tuple]], workers: int, progress: bool = False) -> None:
-    """Run the tasks: on `DASK_SCHEDULER_ADDRESS`'s cluster when set, else a local cluster of
-    `workers` one-thread processes (pycocotools and PIL hold the GIL: threads would not scale),
-    or in this process when `workers` is 0. The first failing task's error is raised here."""
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), desc="rasterize", unit="shard")
-    try:
-        if workers == 0 and not os.environ.get("DASK_SCHEDULER_ADDRESS"):
-            for function, args in jobs:
-                function(*args)
-                if bar is not None:
-                    bar.update()
-            return
-        from distributed import Client
-
-        if os.environ.get("DASK_SCHEDULER_ADDRESS"):
-            # Explicitly: Client() reads the variable only when dask's config is first loaded.
-            client, cluster = Client(os.environ["DASK_SCHEDULER_ADDRESS"]), None
-        else:
-            cluster = local_cluster(workers)
-            client = Client(cluster)
-        try:
-            run_on_client(client, jobs, bar)
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def run_on_client(client: Any, jobs: list[tuple[Any, tuple]], bar: Any = None) -> None:
-    """Submit the tasks to a `distributed.Client` and wait; cancel the rest on the first error."""
-    from distributed import as_completed
-
-    # pure=False: the tasks write files; Dask must never dedupe or cache them.
-    futures = [client.submit(function, *args, pure=False) for function, args in jobs]
-    try:
-        for future in as_completed(futures):
-            future.result()  # re-raises the task's exception (an InputError keeps its message)
-            if bar is not None:
-                bar.update()
-    except BaseException:
-        # Stop the others before the caller removes the half-written store.
-        client.cancel(futures)
-        raise
-
-
 def report_path(out: Path) -> Path:
     """Where the report of a store goes: beside it, `train.zarr` -> `train.report.json`."""
     return out.with_name(out.name.removesuffix(".zarr") + ".report.json")
@@ -338,7 +301,22 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
     if depth_dir is not None and not Path(depth_dir).is_dir():
         raise InputError("depth folder not found", path=depth_dir)
     kins = load_kins(annotations)
-    plan_ = plan(kins, images_dir, Path(depth_dir) if depth_dir is not None else None)
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(dask_client(config.workers))
+        plan_ = plan(kins, images_dir, Path(depth_dir) if depth_dir is not None else None, client,
+                     config.images_per_shard)
+        _write_store(plan_, out, config, client, progress, str(annotations), str(images_dir), depth_dir)
+    report = make_report(plan_, out)
+    path = report_path(out)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _write_store(plan_: Plan, out: Path, config: RasterizeConfig, client: Any, progress: bool,
+                 annotations: str, images_dir: str, depth_dir: str | Path | None) -> None:
+    kins = plan_.kins
     n_images, n_instances = len(kins.images), len(plan_.amodal_rles)
     layout = StoreLayout(images=n_images, instances=n_instances, canvas=plan_.canvas,
                          depth=depth_dir is not None, images_per_shard=config.images_per_shard,
@@ -357,16 +335,13 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
     with atomic_output(out) as tmp:
         group = create_store(tmp, layout, attrs)
         jobs = tasks(plan_, tmp, config)
-        if client is not None:
-            run_on_client(client, jobs)
-        else:
-            run_tasks(jobs, config.workers, progress)
+        run_tasks(client, run_job, jobs, progress=progress, label="rasterize")
         _write_small_arrays(group, plan_)
-    report = make_report(plan_, out)
-    path = report_path(out)
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    return report
+
+
+def run_job(function: Any, args: tuple) -> None:
+    """One write task of `tasks` (image shards and mask shards are different functions)."""
+    function(*args)
 
 
 def _write_small_arrays(group: zarr.Group, plan_: Plan) -> None:

@@ -43,7 +43,8 @@ class ModelConfig:
     representation_size: int = 1024  # box head MLP width
     rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000)  # (training, testing)
     rpn_post_nms_top_n: tuple[int, int] = (2000, 1000)
-    box_batch_size_per_image: int = 512  # sampled RoIs per image for the box and mask losses
+    box_batch_size_per_image: int = 512  # sampled RoIs per image for the box losses
+    mask_batch_size_per_image: int = 0  # positives per image for the mask losses; 0 = all (torchvision)
     occlusion_edge: str = "off"
     edge_head_width: int = 64
     edge_sigma: float = 1.0  # Gaussian blur of the edge target, in RoI-grid px (eq. 24-25)
@@ -83,6 +84,8 @@ class ModelConfig:
             problems.append(f"model.backbone_depth {self.backbone_depth}: choose from {list(BACKBONES)}")
         if not 0 <= self.trainable_layers <= 5:
             problems.append("model.trainable_layers must be in [0, 5]")
+        if self.mask_batch_size_per_image < 0:
+            problems.append("model.mask_batch_size_per_image must be >= 0 (0: every positive RoI)")
         if self.min_size < 32 or self.max_size < self.min_size:
             problems.append("model.min_size must be >= 32 and <= model.max_size")
         if problems:

@@ -85,6 +85,7 @@ class DAISNet(GeneralizedRCNN):
             edge_head=edge_head, refinement=refinement, edge_sigma=config.edge_sigma,
             edge_depth_scale=config.edge_depth_scale, edge_loss_weight=config.edge_loss_weight,
             refine_loss_weight=config.refine_loss_weight,
+            mask_batch_size_per_image=config.mask_batch_size_per_image,
         )
         mean, std = channel_normalization(config, rgb_mean, rgb_std)
         transform = AmodalTransform(config.min_size, config.max_size, mean, std)

@@ -48,6 +48,21 @@ def _pick(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits[index, labels][:, None]
 
 
+def subsample_positives(labels: torch.Tensor, limit: int) -> torch.Tensor:
+    """Indices of the positive RoIs (label > 0) that train the mask heads, at most `limit` (0: all).
+
+    The box branch needs many sampled RoIs (hundreds of negatives per image teach it to reject
+    fragments of objects), but every positive among them also goes through both mask heads, which
+    dominate a CPU step; a random subset of the positives trains the masks almost as well. torchvision
+    and the paper use all positives (`limit` 0). Drawn from torch's global generator, so a seeded
+    (and a resumed) run draws the same subset.
+    """
+    pos = torch.where(labels > 0)[0]
+    if 0 < limit < len(pos):
+        pos = pos[torch.randperm(len(pos), device=pos.device)[:limit]]
+    return pos
+
+
 def _project(gt_masks: list[torch.Tensor], proposals: list[torch.Tensor], matched: list[torch.Tensor],
              size: int) -> torch.Tensor:
     targets = [project_masks_on_boxes(m, p, i, size) for m, p, i in zip(gt_masks, proposals, matched)]
@@ -58,8 +73,9 @@ class AmodalRoIHeads(RoIHeads):
     def __init__(self, *args, visible_head: nn.Module, visible_predictor: nn.Module,
                  edge_head: nn.Module | None = None, refinement: OcclusionRefinement | None = None,
                  edge_sigma: float = 1.0, edge_depth_scale: float = 0.1, edge_loss_weight: float = 1.0,
-                 refine_loss_weight: float = 1.0, **kwargs) -> None:
+                 refine_loss_weight: float = 1.0, mask_batch_size_per_image: int = 0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.mask_batch_size_per_image = mask_batch_size_per_image
         self.visible_head = visible_head
         self.visible_predictor = visible_predictor
         self.edge_head = edge_head
@@ -85,7 +101,7 @@ class AmodalRoIHeads(RoIHeads):
             losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
             mask_proposals, pos_matched, mask_labels = [], [], []
             for image_index in range(len(proposals)):
-                pos = torch.where(labels[image_index] > 0)[0]
+                pos = subsample_positives(labels[image_index], self.mask_batch_size_per_image)
                 mask_proposals.append(proposals[image_index][pos])
                 pos_matched.append(matched_idxs[image_index][pos])
                 mask_labels.append(labels[image_index][pos])
