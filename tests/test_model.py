@@ -169,3 +169,32 @@ def test_yaml_booleans_for_off_and_on_are_understood():
 
     config = config_from_params({"occlusion_edge": False, "shape_prior": False, "inputs": ["rgb"]}, 4)
     assert config.occlusion_edge == "off" and config.shape_prior == "off"
+
+
+def test_mask_heads_train_on_a_capped_random_subset_of_the_positives():
+    from daisnet.model.roi_heads import subsample_positives
+
+    labels = torch.tensor([0, 4, 0, 2, 4, 4, 0, 7, 1, 0, 4, 2])
+    positives = set(torch.where(labels > 0)[0].tolist())
+    assert set(subsample_positives(labels, 0).tolist()) == positives  # 0: all, as torchvision
+    assert set(subsample_positives(labels, 50).tolist()) == positives
+    torch.manual_seed(3)
+    picked = subsample_positives(labels, 4).tolist()
+    assert len(set(picked)) == 4 and set(picked) <= positives
+    torch.manual_seed(3)
+    assert subsample_positives(labels, 4).tolist() == picked  # seeded: a resumed run draws the same
+
+
+def test_capped_mask_batch_trains_the_mask_heads_on_that_many_rois():
+    torch.manual_seed(0)
+    config = ModelConfig(inputs=("rgb",), mask_batch_size_per_image=3, **TINY)
+    model = build_daisnet(config).train()
+    seen = []
+    model.roi_heads.mask_head.register_forward_hook(lambda module, args, out: seen.append(out.shape[0]))
+    images, targets = tiny_batch(config)
+    batch, targets = model.transform(images, targets)
+    features = model.backbone(batch.tensors)
+    # Proposals: 6 jittered copies of each of the 2 ground-truth boxes, all positives (IoU > 0.5).
+    proposals = [t["boxes"].repeat(6, 1) + torch.rand(12, 4) for t in targets]
+    model.roi_heads(features, proposals, batch.image_sizes, targets)
+    assert seen == [6]  # 3 per image, 2 images, out of 12 positives each

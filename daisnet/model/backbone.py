@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet
 from torchvision.models.detection.backbone_utils import BackboneWithFPN, _resnet_fpn_extractor
+from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops import misc as misc_nn_ops
 
 from daisnet.errors import InputError
@@ -79,6 +80,12 @@ def build_backbone(config: ModelConfig, load_pretrained: bool = True) -> Backbon
             nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     trainable = config.trainable_layers if pretrained else 5
     backbone = _resnet_fpn_extractor(net, trainable, norm_layer=None)
+    if config.fpn_channels != backbone.out_channels:
+        # torchvision fixes 256; fewer channels make every RoI head cheaper on a CPU (docs/model.md).
+        fpn = backbone.fpn
+        in_channels = [block[0].in_channels for block in fpn.inner_blocks]
+        backbone.fpn = FeaturePyramidNetwork(in_channels, config.fpn_channels, extra_blocks=fpn.extra_blocks)
+        backbone.out_channels = config.fpn_channels
     if pretrained and channels != 3 and trainable < 5:
         # A widened conv1 has new inputs to learn even when the pretrained stem is frozen.
         backbone.body.conv1.weight.requires_grad_(True)

@@ -38,6 +38,7 @@ class ModelConfig:
     num_classes: int = 9  # background + KINS ids 1..8 (label = KINS category id)
     min_size: int = 192
     max_size: int = 640
+    fpn_channels: int = 256  # FPN output width (torchvision and the paper: 256)
     anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
     mask_head_width: int = 256
     representation_size: int = 1024  # box head MLP width
@@ -84,6 +85,8 @@ class ModelConfig:
             problems.append(f"model.backbone_depth {self.backbone_depth}: choose from {list(BACKBONES)}")
         if not 0 <= self.trainable_layers <= 5:
             problems.append("model.trainable_layers must be in [0, 5]")
+        if self.fpn_channels < 8:
+            problems.append("model.fpn_channels must be >= 8")
         if self.mask_batch_size_per_image < 0:
             problems.append("model.mask_batch_size_per_image must be >= 0 (0: every positive RoI)")
         if self.min_size < 32 or self.max_size < self.min_size:

@@ -46,6 +46,10 @@ class SynthConfig:
     width: int = 640
     max_depth: float = 80.0
     min_visible_area: int = 16  # px: objects less visible than this are not annotated (hidden)
+    # Camera focal length in px. None: KITTI's 721.5 px scaled to `width` (the whole KINS field of
+    # view, objects shrunk with the image); a number: that focal (721.5 at any size = a window of
+    # a KINS camera, objects at KINS's pixel sizes). docs/profiles.md says why the default is the latter.
+    focal: float | None = None
     seed: int = 0
     workers: int = 2
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -60,6 +64,8 @@ class SynthConfig:
             problems.append(f"image size {self.height} x {self.width} is above the maximum 4096 x 4096")
         if not 0 < self.max_depth <= 255:
             problems.append(f"max_depth {self.max_depth} must be in (0, 255] m (uint16 PNG at 1/256 m)")
+        if self.focal is not None and not 10 <= self.focal <= 10000:
+            problems.append(f"focal {self.focal} must be null or a length in px in [10, 10000]")
         if self.min_visible_area < 1:
             problems.append(f"min_visible_area {self.min_visible_area} must be >= 1 px")
         if self.workers < 1:
@@ -90,7 +96,7 @@ def render_image(config: SynthConfig, split: str, index: int) -> RenderedImage:
     """Render image `index` of `split`, with the exact masks of every annotated instance."""
     rng = np.random.default_rng([config.seed, SPLIT_KEYS[split], index])
     scene = sample_scene(rng, config.scene)
-    out = render(scene, config.height, config.width, config.max_depth, rng)
+    out = render(scene, config.height, config.width, config.max_depth, rng, config.focal)
     instances = []
     for obj_index, obj in enumerate(scene.objects):
         visible = out.owner == obj_index

@@ -53,8 +53,10 @@ def _window(corners: np.ndarray | None, cam: np.ndarray, focal: float, h: int, w
     return slice(r0, r1), slice(c0, c1)
 
 
-def render(scene: Scene, height: int, width: int, max_depth: float, rng: np.random.Generator) -> Rendering:
-    focal = focal_for_width(width)
+def render(scene: Scene, height: int, width: int, max_depth: float, rng: np.random.Generator,
+           focal: float | None = None) -> Rendering:
+    """Ray-cast `scene`; `focal` in px (None: KITTI's, scaled to `width`), principal point at the centre."""
+    focal = focal_for_width(width) if focal is None else float(focal)
     cam = np.asarray(scene.camera.position, dtype=np.float64)
     v, u = np.mgrid[0:height, 0:width]
     directions = np.stack(
