@@ -42,38 +42,63 @@ def dask_client(workers: int) -> Iterator[Any]:
             yield client
 
 
-def run_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple], *, progress: bool = False,
-              label: str = "") -> list[Any]:
-    """`[function(*a) for a in args]` on the client (or in process when None), results in order.
+def submit_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple]) -> list[Any]:
+    """Start `function(*a)` for each `a` on the client: Dask futures, run in submission order as
+    workers free up. Without a client the calls run here and now, and their results stand in."""
+    if client is None:
+        return [_Done(function(*a)) for a in args]
+    # pure=False: tasks write files; never let Dask dedupe or cache them.
+    return [client.submit(function, *a, pure=False) for a in args]
 
-    A task's exception is re-raised here (an `InputError` keeps its message)."""
+
+def gather_tasks(client: Any, handles: Sequence[Any], *, progress: bool = False, label: str = "") -> list[Any]:
+    """Results of `submit_tasks` handles, in order. A task's exception is re-raised here (an
+    `InputError` keeps its message) after the other tasks are cancelled."""
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(args), desc=label, unit="task")
+        bar = tqdm(total=len(handles), desc=label, unit="task")
     try:
         if client is None:
-            results = []
-            for a in args:
-                results.append(function(*a))
-                if bar is not None:
-                    bar.update()
-            return results
+            if bar is not None:
+                bar.update(len(handles))
+            return [h.value for h in handles]
         from distributed import as_completed
 
-        # pure=False: tasks write files; never let Dask dedupe or cache them.
-        futures = [client.submit(function, *a, pure=False) for a in args]
         try:
-            for future in as_completed(futures):
+            for future in as_completed(handles):
                 future.result()  # raises the task's exception, if any
                 if bar is not None:
                     bar.update()
         except BaseException:
             # Stop the other tasks before the caller removes the half-written output.
-            client.cancel(futures)
+            client.cancel(list(handles))
             raise
-        return [future.result() for future in futures]
+        return [future.result() for future in handles]
     finally:
         if bar is not None:
             bar.close()
+
+
+def cancel_tasks(client: Any, handles: Sequence[Any]) -> None:
+    """Cancel submitted tasks (those already finished are unaffected)."""
+    if client is not None and handles:
+        client.cancel(list(handles))
+
+
+def run_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple], *, progress: bool = False,
+              label: str = "") -> list[Any]:
+    """`[function(*a) for a in args]` on the client (or in process when None), results in order.
+
+    A task's exception is re-raised here (an `InputError` keeps its message)."""
+    return gather_tasks(client, submit_tasks(client, function, args), progress=progress, label=label)
+
+
+class _Done:
+    """The result of a task that ran in this process (what `gather_tasks` reads back)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value

@@ -71,30 +71,38 @@ def _shard(count: int, per_shard: int) -> int:
     return max(1, min(per_shard, count))
 
 
-def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any]) -> zarr.Group:
-    """Create every array of the prepared layout (empty), so that workers only fill whole shards."""
-    H, W = layout.canvas
+def create_store(path: str | Path, layout: StoreLayout, attrs: dict[str, Any], masks: bool = True) -> zarr.Group:
+    """Create every array of the prepared layout (empty), so that workers only fill whole shards.
+
+    `masks=False` leaves the mask arrays to `create_mask_arrays`, once the instance count is known."""
     group = zarr.open_group(path, mode="w-", zarr_format=3)
     group.attrs.update(attrs)
-
-    def big(name: str, shape: tuple[int, ...], dtype: str, per_shard: int, codec: BloscCodec,
-            units: str, description: str) -> None:
-        array = group.create_array(
-            name, shape=shape, dtype=dtype, chunks=(1, *shape[1:]),
-            shards=(_shard(shape[0], per_shard), *shape[1:]), compressors=codec,
-            chunk_key_encoding=CHUNK_KEYS, fill_value=0,
-        )
-        array.attrs.update({"units": units, "description": description})
-
-    big("images", (layout.images, H, W, 3), "uint8", layout.images_per_shard, IMAGE_CODEC, "RGB 0-255",
-        "images on the canvas, top-left aligned, zero padding (true size: image_size)")
+    _big(group, "images", (layout.images, *layout.canvas, 3), "uint8", layout.images_per_shard, IMAGE_CODEC,
+         "RGB 0-255", "images on the canvas, top-left aligned, zero padding (true size: image_size)")
     if layout.depth:
-        big("depth_gt", (layout.images, H, W), "float32", layout.images_per_shard, IMAGE_CODEC, "m",
-            "ground-truth depth in metres (0 outside the true image)")
+        _big(group, "depth_gt", (layout.images, *layout.canvas), "float32", layout.images_per_shard, IMAGE_CODEC,
+             "m", "ground-truth depth in metres (0 outside the true image)")
+    if masks:
+        create_mask_arrays(group, layout)
+    return group
+
+
+def create_mask_arrays(group: zarr.Group, layout: StoreLayout) -> None:
+    """The (empty) amodal and visible mask arrays of `layout.instances` instances."""
     for name, description in (("amodal", "amodal (full extent) mask of each instance, on the canvas"),
                               ("visible", "visible (modal) mask of each instance, on the canvas")):
-        big(name, (layout.instances, H, W), "bool", layout.instances_per_shard, MASK_CODEC, "mask", description)
-    return group
+        _big(group, name, (layout.instances, *layout.canvas), "bool", layout.instances_per_shard, MASK_CODEC,
+             "mask", description)
+
+
+def _big(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str, per_shard: int, codec: BloscCodec,
+         units: str, description: str) -> None:
+    array = group.create_array(
+        name, shape=shape, dtype=dtype, chunks=(1, *shape[1:]),
+        shards=(_shard(shape[0], per_shard), *shape[1:]), compressors=codec,
+        chunk_key_encoding=CHUNK_KEYS, fill_value=0,
+    )
+    array.attrs.update({"units": units, "description": description})
 
 
 def write_small(group: zarr.Group, name: str, values: np.ndarray, units: str, description: str) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,20 @@ import zarr
 from PIL import Image
 
 from daisnet.atomic import atomic_output
-from daisnet.cluster import dask_client, run_tasks
+from daisnet.cluster import (
+    cancel_tasks,
+    dask_client,
+    gather_tasks,
+    run_tasks,
+    submit_tasks,
+)
 from daisnet.data import rle as rle_utils
 from daisnet.data.kins import InstanceRecord, KinsAnnotations, load_kins
 from daisnet.data.prepared import (
     IMAGE_FIELDS,
     INSTANCE_FIELDS,
     StoreLayout,
+    create_mask_arrays,
     create_store,
     write_small,
 )
@@ -152,14 +159,16 @@ def plan_images(images: list[tuple[int, int, list[InstanceRecord]]]) -> dict[str
     return part
 
 
-def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None, client: Any = None,
-         images_per_task: int = 128) -> Plan:
-    """Rows of the store, skip decisions and RLEs (see the module docstring); `plan_images` tasks
-    run on `client` (None: in this process), results merged in image order."""
-    image_files, depth_files = check_files(kins, images_dir, depth_dir)
-    chunks = [([(im.height, im.width, kins.instances_of(im.id)) for im in kins.images[a:b]],)
-              for a, b in _ranges(len(kins.images), images_per_task)]
-    parts = run_tasks(client, plan_images, chunks)
+def plan_chunks(kins: KinsAnnotations, images_per_task: int = 128) -> list[tuple]:
+    """Arguments of the `plan_images` tasks: 128 images (~1.5k instances, ~0.5 s of work) each,
+    so that Dask's per-task cost stays small."""
+    return [([(im.height, im.width, kins.instances_of(im.id)) for im in kins.images[a:b]],)
+            for a, b in _ranges(len(kins.images), images_per_task)]
+
+
+def merge_plan(kins: KinsAnnotations, image_files: list[Path], depth_files: list[Path] | None,
+               parts: list[dict[str, Any]]) -> Plan:
+    """The `plan_images` results, in image order, as one `Plan`."""
     counts = dict.fromkeys((*SKIP_RULES, "visible_outside_amodal"), 0)
     kept: list[int] = []
     amodal_rles: list[bytes] = []
@@ -179,11 +188,15 @@ def plan(kins: KinsAnnotations, images_dir: Path, depth_dir: Path | None, client
     arrays = {}
     for name, (dtype, tail, _, _) in INSTANCE_FIELDS.items():
         arrays[name] = np.asarray(fields[name], dtype=dtype).reshape(-1, *tail)
-    canvas = (max((im.height for im in kins.images), default=1), max((im.width for im in kins.images), default=1))
     ptr = np.zeros(len(kept) + 1, dtype=np.int64)
     np.cumsum(kept, out=ptr[1:])
-    return Plan(kins, image_files, depth_files, canvas, ptr, amodal_rles, visible_rles,
+    return Plan(kins, image_files, depth_files, canvas_of(kins), ptr, amodal_rles, visible_rles,
                 np.asarray(sizes, dtype=np.int32).reshape(-1, 2), arrays, counts)
+
+
+def canvas_of(kins: KinsAnnotations) -> tuple[int, int]:
+    """The fixed canvas every image is placed on: the largest height and width of the split."""
+    return (max((im.height for im in kins.images), default=1), max((im.width for im in kins.images), default=1))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,25 +274,28 @@ def _ranges(count: int, per_shard: int) -> list[tuple[int, int]]:
     return [(a, min(a + per_shard, count)) for a in range(0, count, per_shard)]
 
 
-def tasks(plan_: Plan, store: Path, config: RasterizeConfig) -> list[tuple[Any, tuple]]:
-    """(function, args) of every task, image shards and mask shards interleaved for balance."""
-    kins, annotations = plan_.kins, str(plan_.kins.path)
-    image_tasks, mask_tasks = [], []
+def image_tasks(kins: KinsAnnotations, image_files: list[Path], depth_files: list[Path] | None, store: Path,
+                config: RasterizeConfig) -> list[tuple]:
+    """(function, args) of the image-shard tasks (they need no plan: they can run beside it)."""
+    jobs = []
     for a, b in _ranges(len(kins.images), config.images_per_shard):
         sizes = [(im.height, im.width) for im in kins.images[a:b]]
-        depth = [str(p) for p in plan_.depth_files[a:b]] if plan_.depth_files is not None else None
-        image_tasks.append((write_image_shard, (
-            str(store), a, b, [str(p) for p in plan_.image_files[a:b]], depth, sizes,
-            [im.id for im in kins.images[a:b]], annotations, config.batch_images)))
+        depth = [str(p) for p in depth_files[a:b]] if depth_files is not None else None
+        jobs.append((write_image_shard, (
+            str(store), a, b, [str(p) for p in image_files[a:b]], depth, sizes,
+            [im.id for im in kins.images[a:b]], str(kins.path), config.batch_images)))
+    return jobs
+
+
+def mask_tasks(plan_: Plan, store: Path, config: RasterizeConfig) -> list[tuple]:
+    """(function, args) of the mask-shard tasks, amodal and visible."""
     total = len(plan_.amodal_rles)
+    jobs = []
     for name, rles in (("amodal", plan_.amodal_rles), ("visible", plan_.visible_rles)):
         for a, b in _ranges(total, config.instances_per_shard):
-            mask_tasks.append((write_mask_shard, (
+            jobs.append((write_mask_shard, (
                 str(store), name, a, b, rles[a:b], plan_.rle_sizes[a:b], config.batch_instances)))
-    ordered = []
-    for i in range(max(len(image_tasks), len(mask_tasks))):
-        ordered += image_tasks[i:i + 1] + mask_tasks[i:i + 1]
-    return ordered
+    return jobs
 
 
 def report_path(out: Path) -> Path:
@@ -301,26 +317,10 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
     if depth_dir is not None and not Path(depth_dir).is_dir():
         raise InputError("depth folder not found", path=depth_dir)
     kins = load_kins(annotations)
-    with contextlib.ExitStack() as stack:
-        if client is None:
-            client = stack.enter_context(dask_client(config.workers))
-        plan_ = plan(kins, images_dir, Path(depth_dir) if depth_dir is not None else None, client,
-                     config.images_per_shard)
-        _write_store(plan_, out, config, client, progress, str(annotations), str(images_dir), depth_dir)
-    report = make_report(plan_, out)
-    path = report_path(out)
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    return report
-
-
-def _write_store(plan_: Plan, out: Path, config: RasterizeConfig, client: Any, progress: bool,
-                 annotations: str, images_dir: str, depth_dir: str | Path | None) -> None:
-    kins = plan_.kins
-    n_images, n_instances = len(kins.images), len(plan_.amodal_rles)
-    layout = StoreLayout(images=n_images, instances=n_instances, canvas=plan_.canvas,
-                         depth=depth_dir is not None, images_per_shard=config.images_per_shard,
-                         instances_per_shard=config.instances_per_shard)
+    image_files, depth_files = check_files(kins, images_dir, Path(depth_dir) if depth_dir is not None else None)
+    canvas = canvas_of(kins)
+    layout = StoreLayout(images=len(kins.images), instances=0, canvas=canvas, depth=depth_dir is not None,
+                         images_per_shard=config.images_per_shard, instances_per_shard=config.instances_per_shard)
     attrs = {
         "file_names": [im.file_name for im in kins.images],
         "source": str(annotations),
@@ -328,15 +328,33 @@ def _write_store(plan_: Plan, out: Path, config: RasterizeConfig, client: Any, p
         "depth_dir": str(depth_dir) if depth_dir is not None else None,
         "release": kins.release,
         "categories": {str(k): v for k, v in sorted(kins.categories.items())},
-        "canvas": list(plan_.canvas),
+        "canvas": list(canvas),
         "params": asdict(config),
         "skip_rules": list(SKIP_RULES),
     }
-    with atomic_output(out) as tmp:
-        group = create_store(tmp, layout, attrs)
-        jobs = tasks(plan_, tmp, config)
-        run_tasks(client, run_job, jobs, progress=progress, label="rasterize")
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(dask_client(config.workers))
+        tmp = stack.enter_context(atomic_output(out))
+        group = create_store(tmp, layout, attrs, masks=False)
+        # Planning first, then the image shards, which need no plan: the workers read images while
+        # this process merges the plan and creates the mask arrays; no worker waits on the plan.
+        planning = submit_tasks(client, plan_images, plan_chunks(kins))
+        writing = submit_tasks(client, run_job, image_tasks(kins, image_files, depth_files, tmp, config))
+        try:
+            plan_ = merge_plan(kins, image_files, depth_files, gather_tasks(client, planning))
+            create_mask_arrays(group, replace(layout, instances=len(plan_.amodal_rles)))
+            writing += submit_tasks(client, run_job, mask_tasks(plan_, tmp, config))
+        except BaseException:
+            cancel_tasks(client, writing)
+            raise
+        gather_tasks(client, writing, progress=progress, label="rasterize")
         _write_small_arrays(group, plan_)
+    report = make_report(plan_, out)
+    path = report_path(out)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    return report
 
 
 def run_job(function: Any, args: tuple) -> None:

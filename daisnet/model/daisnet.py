@@ -55,7 +55,7 @@ class DAISNet(GeneralizedRCNN):
         backbone = build_backbone(config, load_pretrained)
         out = backbone.out_channels
         sizes = tuple((s,) for s in config.anchor_sizes)
-        anchors = AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes))
+        anchors = AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes))
         rpn = RegionProposalNetwork(
             anchors, RPNHead(out, anchors.num_anchors_per_location()[0]),
             fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
