@@ -133,9 +133,10 @@ def test_same_seed_same_bytes_whatever_the_worker_count(tmp_path, generated):
     assert digest(third)["train/image_2/000000.png"] != digest(generated)["train/image_2/000000.png"]
 
 
-def test_default_scenes_are_occluded_enough():
+@pytest.mark.parametrize("focal", [None, 721.5377])  # the library's default, params.yaml's default profile
+def test_default_scenes_are_occluded_enough(focal):
     """Issue: >= 30% of instances with occlusion > 0.2 and >= 10% above 0.5 (default params)."""
-    config = replace(SynthConfig(), train_images=30)
+    config = replace(SynthConfig(), train_images=30, focal=focal)
     ratios = []
     for index in range(30):
         for inst in render_image(config, "train", index).instances:
@@ -144,6 +145,39 @@ def test_default_scenes_are_occluded_enough():
     assert len(ratios) > 100
     assert (ratios > 0.2).mean() >= 0.30
     assert (ratios > 0.5).mean() >= 0.10
+
+
+def test_focal_length_sets_the_object_scale():
+    """synth.focal: a KINS camera's focal at a smaller size shows a window of the scene at KINS scale."""
+    rng = np.random.default_rng(5)
+    scene = sample_scene(rng, SceneConfig())
+    wide = render(scene, 96, 320, 80.0, np.random.default_rng(1))
+    assert wide.focal == pytest.approx(721.5377 * 320 / 1242)
+    narrow = render(scene, 96, 320, 80.0, np.random.default_rng(1), focal=2 * wide.focal)
+    assert narrow.focal == pytest.approx(2 * wide.focal)
+    # The same camera ray through the image centre: the depth there is the same, and a wider
+    # focal magnifies the picture about the centre, so the centre pixel rows show the same surface.
+    assert narrow.depth[48, 160] == pytest.approx(wide.depth[48, 160], rel=1e-4)
+    # An object wholly in both frames is twice as tall with twice the focal (up to pixel rounding).
+    small, large = amodal_heights(wide), amodal_heights(narrow)
+    both = [i for i in large if i in small and small[i] >= 6]
+    assert both, "no object wholly inside both frames"
+    for i in both:
+        assert large[i] == pytest.approx(2 * small[i], abs=3)
+    image = render_image(replace(SMALL, focal=500.0), "train", 0)
+    assert image.focal == 500.0
+
+
+def amodal_heights(out) -> dict[int, int]:
+    """Amodal height in px of each object whose amodal mask does not touch the image border."""
+    heights = {}
+    for index, (window, local) in enumerate(out.amodal):
+        full = np.zeros(out.depth.shape, bool)
+        full[window] = local
+        rows = np.flatnonzero(full.any(axis=1))
+        if rows.size and not (full[0].any() or full[-1].any() or full[:, 0].any() or full[:, -1].any()):
+            heights[index] = int(rows[-1] - rows[0] + 1)
+    return heights
 
 
 def test_vehicle_to_pedestrian_ratio_in_street_scenes():
