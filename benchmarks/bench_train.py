@@ -2,9 +2,14 @@
 
     .venv/bin/python benchmarks/bench_train.py [--steps 4] [--height 192 --width 640]
 
-Same backbone (ResNet-18-FPN, random weights, trainable BatchNorm), image size and batch (2) for all;
-prints seconds per step and the ratios the issue names: R+O / vanilla (<= 1.25), R+D+N / R (<= 1.1),
-and step time / batch-loading time (>= 5). Synthetic inputs (the step cost does not depend on pixels).
+The default profile's model (params.yaml `model`: ResNet-18-FPN, random weights, trainable
+BatchNorm, FPN width, RoI sampling, head widths) with the default image size and batch (2) for all,
+every positive RoI through the mask heads as torchvision does (`mask_batch_size_per_image: 0`, so
+the ratios are the cost of our additions, not of that saving); vanilla torchvision Mask R-CNN gets
+the same backbone, anchors, RoI settings and mask-head width. Prints seconds per step (median of
+`--steps`, models interleaved step by step so load from other jobs hits all alike) and the ratios the
+issue names: R+O / vanilla (<= 1.25), R+D+N / R (<= 1.1), and step time / batch-loading time (>= 5).
+Synthetic inputs (the step cost does not depend on pixels).
 """
 
 from __future__ import annotations
@@ -15,13 +20,17 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.model.backbone import build_backbone
 from daisnet.model.config import backbone_channels
+from daisnet.train.params import configs_from_params
 
 
 def batch(config: ModelConfig, h: int, w: int, n: int = 2, seed: int = 0):
@@ -45,32 +54,33 @@ def batch(config: ModelConfig, h: int, w: int, n: int = 2, seed: int = 0):
     return images, targets
 
 
-def step_time(model: nn.Module, images, targets, steps: int) -> float:
+def stepper(model: nn.Module, images, targets):
+    """One SGD step of `model` on the batch, as a function returning its wall time."""
     model.train()
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-4)
 
-    def one() -> None:
+    def one() -> float:
+        start = time.perf_counter()
         losses = model(images, targets)
         optimizer.zero_grad()
         sum(losses.values()).backward()
         optimizer.step()
+        return time.perf_counter() - start
 
-    one()  # warm-up
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        one()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    return one
 
 
 def vanilla(config: ModelConfig) -> nn.Module:
     sizes = tuple((s,) for s in config.anchor_sizes)
-    return MaskRCNN(build_backbone(replace(config, inputs=("rgb",))), num_classes=config.num_classes,
-                    min_size=config.min_size, max_size=config.max_size,
-                    rpn_anchor_generator=AnchorGenerator(sizes, ((0.5, 1.0, 2.0),) * len(sizes)),
+    backbone = build_backbone(replace(config, inputs=("rgb",)))
+    width = config.mask_head_width
+    return MaskRCNN(backbone, num_classes=config.num_classes, min_size=config.min_size, max_size=config.max_size,
+                    rpn_anchor_generator=AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes)),
                     box_batch_size_per_image=config.box_batch_size_per_image,
-                    representation_size=config.representation_size)
+                    box_head=TwoMLPHead(backbone.out_channels * 7 * 7, config.representation_size),
+                    box_predictor=FastRCNNPredictor(config.representation_size, config.num_classes),
+                    mask_head=MaskRCNNHeads(backbone.out_channels, (width,) * 4, 1),
+                    mask_predictor=MaskRCNNPredictor(width, width, config.num_classes))
 
 
 def main() -> None:
@@ -81,22 +91,31 @@ def main() -> None:
     parser.add_argument("--prepared", default="data/prepared/train.zarr")
     args = parser.parse_args()
     torch.manual_seed(0)
-    base = ModelConfig(inputs=("rgb",), min_size=args.height, max_size=args.width, box_batch_size_per_image=128)
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    default = configs_from_params(params)[0]
+    base = replace(default, inputs=("rgb",), min_size=args.height, max_size=args.width, mask_batch_size_per_image=0,
+                   occlusion_edge="off", shape_prior="off")
     variants = {
         "vanilla torchvision": (vanilla(base), base),
         "R": (build_daisnet(base), base),
         "R+O": (None, replace(base, occlusion_edge="mask_head")),
         "R+D+N": (None, replace(base, inputs=("rgb", "depth", "normal"))),
     }
-    times = {}
+    steps = {}
     for name, (model, config) in variants.items():
         model = model if model is not None else build_daisnet(config)
         images, targets = batch(config, args.height, args.width)
         if name == "vanilla torchvision":
             targets = [{k: v for k, v in t.items() if k != "visible_masks"} for t in targets]
-        times[name] = step_time(model, images, targets, args.steps)
-        print(f"{name:20s} {times[name]:.2f} s/step")
-        del model
+        steps[name] = stepper(model, images, targets)
+        steps[name]()  # warm-up
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(args.steps):  # interleaved: a burst of load slows every model alike
+        for name, one in steps.items():
+            samples[name].append(one())
+    times = {name: sorted(t)[len(t) // 2] for name, t in samples.items()}
+    for name, t in times.items():
+        print(f"{name:20s} {t:.2f} s/step (median of {args.steps})")
     print(f"R+O / vanilla  = {times['R+O'] / times['vanilla torchvision']:.2f}  (limit 1.25)")
     print(f"R+D+N / R      = {times['R+D+N'] / times['R']:.2f}  (limit 1.10)")
 

@@ -179,3 +179,23 @@ def test_real_dvc_exp_show_in_a_fresh_repo(tmp_path: Path) -> None:
     assert [(r.weights, r.label, r.metrics["amodal"]["AP"]) for r in committed] == [("imagenet", "R+N", 21.5)]
     with pytest.raises(InputError, match="dvc exp show --json` failed"):
         run_exp_show(tmp_path)  # not a DVC repository
+
+
+def test_every_profile_override_names_a_real_param_and_gives_valid_configs() -> None:
+    """A profile key that params.yaml lacks would make `dvc exp run -S` add a dead param silently."""
+    from daisnet.data.synth.dataset import config_from_params as synth_config
+    from daisnet.evaluate.ablation import PROFILES
+    from daisnet.train.params import configs_from_params
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    for name, overrides in PROFILES.items():
+        merged = json.loads(json.dumps(params))
+        for key, value in overrides.items():
+            *parents, leaf = key.split(".")
+            section = merged
+            for part in parents:
+                section = section[part]
+            assert leaf in section, f"profile {name}: {key} is not in params.yaml"
+            section[leaf] = yaml.safe_load(value)
+        configs_from_params(merged)  # raises on a bad model/train value
+        synth_config(merged["synth"], seed=0).validate()
