@@ -15,7 +15,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "synth": {"train_images": 6, "val_images": 3, "height": 64, "width": 128, "workers": 1},
+    # The whole (KINS-shaped) view at 64 x 128: a KINS-camera window that small would miss most objects.
+    "synth": {"train_images": 6, "val_images": 3, "height": 64, "width": 128, "workers": 1, "focal": None},
     "rasterize": {"workers": 0},
     "depth": {"train": {"iterations": 2, "batch_size": 2}},
     "features": {"workers": 0},
