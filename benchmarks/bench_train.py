@@ -74,7 +74,7 @@ def vanilla(config: ModelConfig) -> nn.Module:
     sizes = tuple((s,) for s in config.anchor_sizes)
     backbone = build_backbone(replace(config, inputs=("rgb",)))
     width = config.mask_head_width
-    return MaskRCNN(backbone, num_classes=config.num_classes, min_size=config.min_size, max_size=config.max_size,
+    return MaskRCNN(backbone, num_classes=None, min_size=config.min_size, max_size=config.max_size,
                     rpn_anchor_generator=AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes)),
                     box_batch_size_per_image=config.box_batch_size_per_image,
                     box_head=TwoMLPHead(backbone.out_channels * 7 * 7, config.representation_size),
