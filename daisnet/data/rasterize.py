@@ -308,7 +308,8 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
               progress: bool = False, client: Any = None) -> dict:
     """Build the prepared store `out` (replaced atomically) and its report; return the report.
 
-    `client`: an existing `distributed.Client` to run on (otherwise see `run_tasks`).
+    `client`: an existing `distributed.Client` to run on (otherwise `daisnet.cluster.dask_client`:
+    `DASK_SCHEDULER_ADDRESS`, a local cluster of `config.workers` processes, or this process).
     """
     config.validate()
     annotations, images_dir, out = Path(annotations), Path(images_dir), Path(out)
