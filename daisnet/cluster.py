@@ -46,14 +46,14 @@ def submit_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple
     """Start `function(*a)` for each `a` on the client: Dask futures, run in submission order as
     workers free up. Without a client the calls run here and now, and their results stand in."""
     if client is None:
-        return [_Done(function(*a)) for a in args]
+        return [function(*a) for a in args]
     # pure=False: tasks write files; never let Dask dedupe or cache them.
     return [client.submit(function, *a, pure=False) for a in args]
 
 
 def gather_tasks(client: Any, handles: Sequence[Any], *, progress: bool = False, label: str = "") -> list[Any]:
     """Results of `submit_tasks` handles, in order. A task's exception is re-raised here (an
-    `InputError` keeps its message) after the other tasks are cancelled."""
+    `InputError` keeps its message) once the other tasks have ended."""
     bar = None
     if progress:
         from tqdm import tqdm
@@ -63,7 +63,7 @@ def gather_tasks(client: Any, handles: Sequence[Any], *, progress: bool = False,
         if client is None:
             if bar is not None:
                 bar.update(len(handles))
-            return [h.value for h in handles]
+            return list(handles)
         from distributed import as_completed
 
         try:
@@ -72,8 +72,8 @@ def gather_tasks(client: Any, handles: Sequence[Any], *, progress: bool = False,
                 if bar is not None:
                     bar.update()
         except BaseException:
-            # Stop the other tasks before the caller removes the half-written output.
-            client.cancel(list(handles))
+            # The caller removes the half-written output next: no task may still be writing then.
+            settle_tasks(client, handles)
             raise
         return [future.result() for future in handles]
     finally:
@@ -81,10 +81,15 @@ def gather_tasks(client: Any, handles: Sequence[Any], *, progress: bool = False,
             bar.close()
 
 
-def cancel_tasks(client: Any, handles: Sequence[Any]) -> None:
-    """Cancel submitted tasks (those already finished are unaffected)."""
+def settle_tasks(client: Any, handles: Sequence[Any]) -> None:
+    """Wait until every submitted task has ended, ignoring their errors.
+
+    Not `client.cancel`: a cancelled task that is already running goes on in its worker and
+    could write into an output the caller has just removed (seen as a leftover temporary store)."""
     if client is not None and handles:
-        client.cancel(list(handles))
+        from distributed import wait
+
+        wait(list(handles))
 
 
 def run_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple], *, progress: bool = False,
@@ -94,11 +99,3 @@ def run_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple], 
     A task's exception is re-raised here (an `InputError` keeps its message)."""
     return gather_tasks(client, submit_tasks(client, function, args), progress=progress, label=label)
 
-
-class _Done:
-    """The result of a task that ran in this process (what `gather_tasks` reads back)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value

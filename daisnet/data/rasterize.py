@@ -3,9 +3,10 @@
 1. Read and validate the annotation file (daisnet.data.kins): any bad record stops here.
 2. Plan: each instance's masks become pycocotools RLEs (small: a few hundred bytes), which give
    areas, so the skip rules below and every instance's row in the store are known before any
-   pixel is written. The conversion runs on the workers, one task per image shard (done in the
+   pixel is written. The conversion runs on the workers, 128 images per task (done in the
    stage's process it capped the 2-worker speed-up at ~1.5x); image files are checked to exist.
-3. Create every array of the store, then run two kinds of tasks, each writing whole shards
+3. Create the arrays of the store (the mask arrays once the plan gives the instance count; the
+   image tasks start beside the planning), and run two kinds of tasks, each writing whole shards
    only (a shard is one file: two writers would race): image tasks read the images (and depth
    PNGs) of one image shard; mask tasks paint the RLEs of one instance shard. A task streams its
    shard `batch` rows at a time (daisnet.data.shards), so its memory is one batch, not the data.
@@ -34,10 +35,9 @@ from PIL import Image
 
 from daisnet.atomic import atomic_output
 from daisnet.cluster import (
-    cancel_tasks,
     dask_client,
     gather_tasks,
-    run_tasks,
+    settle_tasks,
     submit_tasks,
 )
 from daisnet.data import rle as rle_utils
@@ -121,11 +121,11 @@ def plan_images(images: list[tuple[int, int, list[InstanceRecord]]]) -> dict[str
     """Plan a run of images (height, width, instances): RLEs, skip decisions and instance fields.
 
     A task: the pycocotools polygon -> RLE conversion is most of the stage's CPU outside the
-    pixel writes, so it runs on the workers, a shard of images per task. Returns plain lists.
+    pixel writes, so it runs on the workers (`plan_chunks`). Returns plain lists.
     """
     part: dict[str, Any] = {"kept": [], "amodal": [], "visible": [], "sizes": [],
                             "fields": {name: [] for name in INSTANCE_FIELDS},
-                            "counts": dict.fromkeys((*SKIP_RULES, "visible_outside_amodal"), 0)}
+                            "counts": _zero_counts()}
     counts, fields = part["counts"], part["fields"]
     for height, width, instances in images:
         kept = 0
@@ -159,6 +159,11 @@ def plan_images(images: list[tuple[int, int, list[InstanceRecord]]]) -> dict[str
     return part
 
 
+def _zero_counts() -> dict[str, int]:
+    """The counters a plan keeps per instance: the skip rules and the kept-with-warning case."""
+    return dict.fromkeys((*SKIP_RULES, "visible_outside_amodal"), 0)
+
+
 def plan_chunks(kins: KinsAnnotations, images_per_task: int = 128) -> list[tuple]:
     """Arguments of the `plan_images` tasks: 128 images (~1.5k instances, ~0.5 s of work) each,
     so that Dask's per-task cost stays small."""
@@ -169,7 +174,7 @@ def plan_chunks(kins: KinsAnnotations, images_per_task: int = 128) -> list[tuple
 def merge_plan(kins: KinsAnnotations, image_files: list[Path], depth_files: list[Path] | None,
                parts: list[dict[str, Any]]) -> Plan:
     """The `plan_images` results, in image order, as one `Plan`."""
-    counts = dict.fromkeys((*SKIP_RULES, "visible_outside_amodal"), 0)
+    counts = _zero_counts()
     kept: list[int] = []
     amodal_rles: list[bytes] = []
     visible_rles: list[bytes] = []
@@ -276,25 +281,23 @@ def _ranges(count: int, per_shard: int) -> list[tuple[int, int]]:
 
 def image_tasks(kins: KinsAnnotations, image_files: list[Path], depth_files: list[Path] | None, store: Path,
                 config: RasterizeConfig) -> list[tuple]:
-    """(function, args) of the image-shard tasks (they need no plan: they can run beside it)."""
+    """Arguments of the `write_image_shard` tasks (they need no plan: they can run beside it)."""
     jobs = []
     for a, b in _ranges(len(kins.images), config.images_per_shard):
         sizes = [(im.height, im.width) for im in kins.images[a:b]]
         depth = [str(p) for p in depth_files[a:b]] if depth_files is not None else None
-        jobs.append((write_image_shard, (
-            str(store), a, b, [str(p) for p in image_files[a:b]], depth, sizes,
-            [im.id for im in kins.images[a:b]], str(kins.path), config.batch_images)))
+        jobs.append((str(store), a, b, [str(p) for p in image_files[a:b]], depth, sizes,
+                     [im.id for im in kins.images[a:b]], str(kins.path), config.batch_images))
     return jobs
 
 
 def mask_tasks(plan_: Plan, store: Path, config: RasterizeConfig) -> list[tuple]:
-    """(function, args) of the mask-shard tasks, amodal and visible."""
+    """Arguments of the `write_mask_shard` tasks, amodal and visible."""
     total = len(plan_.amodal_rles)
     jobs = []
     for name, rles in (("amodal", plan_.amodal_rles), ("visible", plan_.visible_rles)):
         for a, b in _ranges(total, config.instances_per_shard):
-            jobs.append((write_mask_shard, (
-                str(store), name, a, b, rles[a:b], plan_.rle_sizes[a:b], config.batch_instances)))
+            jobs.append((str(store), name, a, b, rles[a:b], plan_.rle_sizes[a:b], config.batch_instances))
     return jobs
 
 
@@ -341,13 +344,13 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
         # Planning first, then the image shards, which need no plan: the workers read images while
         # this process merges the plan and creates the mask arrays; no worker waits on the plan.
         planning = submit_tasks(client, plan_images, plan_chunks(kins))
-        writing = submit_tasks(client, run_job, image_tasks(kins, image_files, depth_files, tmp, config))
+        writing = submit_tasks(client, write_image_shard, image_tasks(kins, image_files, depth_files, tmp, config))
         try:
             plan_ = merge_plan(kins, image_files, depth_files, gather_tasks(client, planning))
             create_mask_arrays(group, replace(layout, instances=len(plan_.amodal_rles)))
-            writing += submit_tasks(client, run_job, mask_tasks(plan_, tmp, config))
+            writing += submit_tasks(client, write_mask_shard, mask_tasks(plan_, tmp, config))
         except BaseException:
-            cancel_tasks(client, writing)
+            settle_tasks(client, writing)
             raise
         gather_tasks(client, writing, progress=progress, label="rasterize")
         _write_small_arrays(group, plan_)
@@ -356,11 +359,6 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     return report
-
-
-def run_job(function: Any, args: tuple) -> None:
-    """One write task of `tasks` (image shards and mask shards are different functions)."""
-    function(*args)
 
 
 def _write_small_arrays(group: zarr.Group, plan_: Plan) -> None:
