@@ -198,3 +198,28 @@ def test_capped_mask_batch_trains_the_mask_heads_on_that_many_rois():
     proposals = [t["boxes"].repeat(6, 1) + torch.rand(12, 4) for t in targets]
     model.roi_heads(features, proposals, batch.image_sizes, targets)
     assert seen == [6]  # 3 per image, 2 images, out of 12 positives each
+
+
+def test_head_norm_puts_batchnorm_in_the_fpn_and_mask_heads_and_trains():
+    plain = build_daisnet(ModelConfig(inputs=("rgb",), fpn_channels=32, **TINY))
+    config = ModelConfig(inputs=("rgb",), fpn_channels=32, head_norm="batch", **TINY)
+    normed = build_daisnet(config)
+
+    def norms(module: torch.nn.Module) -> int:
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
+
+    assert norms(plain.backbone.fpn) == norms(plain.roi_heads.mask_head) == 0
+    assert norms(normed.backbone.fpn) == 8  # 4 lateral + 4 output convolutions
+    assert norms(normed.roi_heads.mask_head) == norms(normed.roi_heads.visible_head) == 4
+    losses = normed.train()(*tiny_batch(config))
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())
+    with pytest.raises(InputError, match="head_norm"):
+        ModelConfig(head_norm="group").validate()
+
+
+def test_roi_sampling_ratio_reaches_both_roi_poolers():
+    model = build_daisnet(ModelConfig(inputs=("rgb",), roi_sampling_ratio=1, **TINY))
+    assert model.roi_heads.box_roi_pool.sampling_ratio == model.roi_heads.mask_roi_pool.sampling_ratio == 1
+    with pytest.raises(InputError, match="roi_sampling_ratio"):
+        ModelConfig(roi_sampling_ratio=0).validate()

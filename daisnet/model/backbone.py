@@ -53,6 +53,15 @@ def imagenet_state_dict(config: ModelConfig) -> dict[str, torch.Tensor]:
         raise InputError(f"not a readable ResNet state dict ({exc})", path=path) from None
 
 
+def head_norm_layer(config: ModelConfig) -> type[nn.Module] | None:
+    """The normalization of the FPN and mask-head convolutions (`model.head_norm`).
+
+    `batch`: trainable BatchNorm, as torchvision's Mask R-CNN v2 heads; from random weights a
+    normalized FPN and mask head learn faster in a short CPU run (docs/model.md, run E5).
+    """
+    return nn.BatchNorm2d if config.head_norm == "batch" else None
+
+
 def build_backbone(config: ModelConfig, load_pretrained: bool = True) -> BackboneWithFPN:
     """ResNet-FPN with C input channels.
 
@@ -79,12 +88,14 @@ def build_backbone(config: ModelConfig, load_pretrained: bool = True) -> Backbon
             net.conv1 = nn.Conv2d(channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
             nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     trainable = config.trainable_layers if pretrained else 5
-    backbone = _resnet_fpn_extractor(net, trainable, norm_layer=None)
+    norm = head_norm_layer(config)
+    backbone = _resnet_fpn_extractor(net, trainable, norm_layer=norm)
     if config.fpn_channels != backbone.out_channels:
         # torchvision fixes 256; fewer channels make every RoI head cheaper on a CPU (docs/model.md).
         fpn = backbone.fpn
         in_channels = [block[0].in_channels for block in fpn.inner_blocks]
-        backbone.fpn = FeaturePyramidNetwork(in_channels, config.fpn_channels, extra_blocks=fpn.extra_blocks)
+        backbone.fpn = FeaturePyramidNetwork(in_channels, config.fpn_channels, extra_blocks=fpn.extra_blocks,
+                                             norm_layer=norm)
         backbone.out_channels = config.fpn_channels
     if pretrained and channels != 3 and trainable < 5:
         # A widened conv1 has new inputs to learn even when the pretrained stem is frozen.

@@ -11,6 +11,7 @@ EDGE_MODES = ("off", "fcn", "mask_head", "conv1x1")
 BACKBONES = (18, 34, 50, 101)
 SHAPE_PRIOR_AVAILABLE = True  # daisnet/model/shape_prior.py, plugged into AmodalRoIHeads.amodal_refiners
 SHAPE_DEPTH_MODES = ("all", "visible", "none")
+HEAD_NORMS = ("none", "batch")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class ModelConfig:
     shape_prior_k: int = 16  # codewords retrieved per RoI
     shape_prior_width: int = 64  # fusion convolution width (cost: docs/shape_prior.md)
     shape_prior_codewords: int = 0  # codebook size (set from the codebook file)
+    roi_sampling_ratio: int = 2  # bilinear samples per RoI bin side (torchvision: 2); 1 = a quarter of RoIAlign's cost
+    head_norm: str = "none"  # none | batch: BatchNorm in the FPN and mask-head convolutions (torchvision's v2 heads)
     box_detections_per_img: int = 100
     box_score_thresh: float = 0.05
     extra: dict = field(default_factory=dict, compare=False)
@@ -92,6 +95,10 @@ class ModelConfig:
             problems.append("model.fpn_channels must be >= 8")
         if self.mask_batch_size_per_image < 0:
             problems.append("model.mask_batch_size_per_image must be >= 0 (0: every positive RoI)")
+        if self.roi_sampling_ratio < 1:
+            problems.append("model.roi_sampling_ratio must be >= 1")
+        if self.head_norm not in HEAD_NORMS:
+            problems.append(f"model.head_norm {self.head_norm!r}: choose from {list(HEAD_NORMS)}")
         if self.min_size < 32 or self.max_size < self.min_size:
             problems.append("model.min_size must be >= 32 and <= model.max_size")
         if problems:

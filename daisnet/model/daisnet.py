@@ -19,7 +19,7 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from daisnet.model.backbone import build_backbone
+from daisnet.model.backbone import build_backbone, head_norm_layer
 from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
 from daisnet.model.occlusion_edge import EDGE_HEADS, OcclusionRefinement
 from daisnet.model.roi_heads import AmodalRoIHeads
@@ -64,13 +64,13 @@ class DAISNet(GeneralizedRCNN):
             nms_thresh=0.7,
         )
         levels = ["0", "1", "2", "3"]
-        box_pool = MultiScaleRoIAlign(levels, 7, 2)
-        mask_pool = MultiScaleRoIAlign(levels, 14, 2)
+        box_pool = MultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio)
+        mask_pool = MultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio)
         width = config.mask_head_width
         k = config.num_classes
 
         def mask_head() -> MaskRCNNHeads:
-            return MaskRCNNHeads(out, (width,) * 4, 1)
+            return MaskRCNNHeads(out, (width,) * 4, 1, norm_layer=head_norm_layer(config))
 
         edge_head = refinement = None
         if config.occlusion_edge != "off":
