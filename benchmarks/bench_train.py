@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/bench_train.py [--steps 4] [--height 192 --width 640]
 
 The default profile's model (params.yaml `model`: ResNet-18-FPN, random weights, trainable
-BatchNorm, FPN width, RoI sampling, head widths) with the default image size and batch (2) for all,
-every positive RoI through the mask heads as torchvision does (`mask_batch_size_per_image: 0`, so
+BatchNorm, FPN width, RoI sampling, RoIAlign samples per bin, head widths) with the default image
+size and batch (2) for all, every positive RoI through the mask heads as torchvision does (`mask_batch_size_per_image: 0`, so
 the ratios are the cost of our additions, not of that saving); vanilla torchvision Mask R-CNN gets
 the same backbone, anchors, RoI settings and mask-head width. Prints seconds per step (median of
 `--steps`, models interleaved step by step so load from other jobs hits all alike) and the ratios the
@@ -26,6 +26,7 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.ops import MultiScaleRoIAlign
 
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.model.backbone import build_backbone
@@ -74,9 +75,12 @@ def vanilla(config: ModelConfig) -> nn.Module:
     sizes = tuple((s,) for s in config.anchor_sizes)
     backbone = build_backbone(replace(config, inputs=("rgb",)))
     width = config.mask_head_width
+    levels = ["0", "1", "2", "3"]
     return MaskRCNN(backbone, num_classes=None, min_size=config.min_size, max_size=config.max_size,
                     rpn_anchor_generator=AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes)),
                     box_batch_size_per_image=config.box_batch_size_per_image,
+                    box_roi_pool=MultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio),
+                    mask_roi_pool=MultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio),
                     box_head=TwoMLPHead(backbone.out_channels * 7 * 7, config.representation_size),
                     box_predictor=FastRCNNPredictor(config.representation_size, config.num_classes),
                     mask_head=MaskRCNNHeads(backbone.out_channels, (width,) * 4, 1),

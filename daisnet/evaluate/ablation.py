@@ -62,7 +62,7 @@ PROFILES: dict[str, dict[str, str]] = {
               "model.max_size": "3000", "model.anchor_sizes": "[32,64,128,256,512]",
               "model.representation_size": "1024", "model.mask_head_width": "256",
               "model.box_batch_size_per_image": "512", "model.mask_batch_size_per_image": "0",
-              "model.fpn_channels": "256", "synth.focal": "null", "train.decay_milestones": "[0.67,0.89]",
+              "model.fpn_channels": "256", "model.roi_sampling_ratio": "2", "synth.focal": "null", "train.decay_milestones": "[0.67,0.89]",
               "shape_prior.clusters": "1024"},
 }
 
