@@ -23,12 +23,12 @@ import torch
 import yaml
 from torch import nn
 from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import MultiScaleRoIAlign
 
 from daisnet.model import ModelConfig, build_daisnet
+from daisnet.model.daisnet import anchor_generator
 from daisnet.model.backbone import build_backbone
 from daisnet.model.config import backbone_channels
 from daisnet.train.params import configs_from_params
@@ -72,12 +72,11 @@ def stepper(model: nn.Module, images, targets):
 
 
 def vanilla(config: ModelConfig) -> nn.Module:
-    sizes = tuple((s,) for s in config.anchor_sizes)
     backbone = build_backbone(replace(config, inputs=("rgb",)))
     width = config.mask_head_width
     levels = ["0", "1", "2", "3"]
     return MaskRCNN(backbone, num_classes=None, min_size=config.min_size, max_size=config.max_size,
-                    rpn_anchor_generator=AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes)),
+                    rpn_anchor_generator=anchor_generator(config),
                     box_batch_size_per_image=config.box_batch_size_per_image,
                     box_roi_pool=MultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio),
                     mask_roi_pool=MultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio),

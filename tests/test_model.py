@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 import torch
@@ -223,3 +224,25 @@ def test_roi_sampling_ratio_reaches_both_roi_poolers():
     assert model.roi_heads.box_roi_pool.sampling_ratio == model.roi_heads.mask_roi_pool.sampling_ratio == 1
     with pytest.raises(InputError, match="roi_sampling_ratio"):
         ModelConfig(roi_sampling_ratio=0).validate()
+
+
+def test_anchor_scales_give_a_thin_pedestrian_an_anchor_above_the_rpn_threshold():
+    from torchvision.ops import box_iou
+
+    from daisnet.model.daisnet import anchor_generator
+
+    pedestrian = torch.tensor([[-5.5, -26.5, 5.5, 26.5]])  # 11 x 53 px, centred like the cell anchors
+
+    def best_iou(config: ModelConfig) -> float:
+        cells = anchor_generator(config).cell_anchors
+        return float(max(box_iou(pedestrian, c).max() for c in cells))
+
+    octaves = ModelConfig(anchor_aspect_ratios=(0.5, 1.0, 2.0, 4.0))
+    between = ModelConfig(anchor_aspect_ratios=(0.5, 1.0, 2.0, 4.0), anchor_scales=(1.0, 1.5))
+    assert anchor_generator(between).num_anchors_per_location() == [8] * 5
+    assert best_iou(octaves) < 0.7 <= best_iou(between)
+    model = build_daisnet(replace(between, inputs=("rgb",), **TINY)).train()
+    losses = model(*tiny_batch(model.config))
+    assert all(torch.isfinite(v) for v in losses.values())
+    with pytest.raises(InputError, match="anchor_scales"):
+        ModelConfig(anchor_scales=()).validate()

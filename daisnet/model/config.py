@@ -42,6 +42,7 @@ class ModelConfig:
     fpn_channels: int = 256  # FPN output width (torchvision and the paper: 256)
     anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
     anchor_aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # height / width, at every level
+    anchor_scales: tuple[float, ...] = (1.0,)  # multiples of each level's anchor size (RetinaNet: 1, 1.26, 1.59)
     mask_head_width: int = 256
     representation_size: int = 1024  # box head MLP width
     rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000)  # (training, testing)
@@ -91,6 +92,8 @@ class ModelConfig:
             problems.append("model.trainable_layers must be in [0, 5]")
         if not self.anchor_aspect_ratios or min(self.anchor_aspect_ratios) <= 0:
             problems.append("model.anchor_aspect_ratios must be a non-empty list of positive height/width ratios")
+        if not self.anchor_scales or min(self.anchor_scales) <= 0:
+            problems.append("model.anchor_scales must be a non-empty list of positive multiples of the anchor sizes")
         if self.fpn_channels < 8:
             problems.append("model.fpn_channels must be >= 8")
         if self.mask_batch_size_per_image < 0:
@@ -136,7 +139,8 @@ def config_from_params(model: dict, regional_channels: int, shape_prior: dict | 
     for key in ("occlusion_edge", "shape_prior"):
         if isinstance(model.get(key), bool):
             model[key] = "on" if model[key] else "off"
-    for key in ("inputs", "anchor_sizes", "anchor_aspect_ratios", "rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
+    for key in ("inputs", "anchor_sizes", "anchor_aspect_ratios", "anchor_scales", "rpn_pre_nms_top_n",
+                "rpn_post_nms_top_n"):
         if key in model:
             value = model[key]
             model[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
