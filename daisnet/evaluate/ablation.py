@@ -60,6 +60,7 @@ PROFILES: dict[str, dict[str, str]] = {
     "paper": {"model.backbone_depth": "50", "train.iterations": "47979", "train.lr": "0.0025",
               "train.batch_size": "1", "train.warmup_iters": "15000", "model.min_size": "800",
               "model.max_size": "3000", "model.anchor_sizes": "[32,64,128,256,512]",
+              "model.anchor_aspect_ratios": "[0.5,1.0,2.0]", "model.anchor_scales": "[1.0]",
               "model.representation_size": "1024", "model.mask_head_width": "256",
               "model.box_batch_size_per_image": "512", "model.mask_batch_size_per_image": "0",
               "model.fpn_channels": "256", "model.roi_sampling_ratio": "2", "synth.focal": "null", "train.decay_milestones": "[0.67,0.89]",
