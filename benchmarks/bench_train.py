@@ -4,9 +4,9 @@
 
 The default profile's model (params.yaml `model`: ResNet-18-FPN, random weights, trainable
 BatchNorm, FPN width, RoI sampling, RoIAlign samples per bin, head widths) with the default image
-size and batch (2) for all, every positive RoI through the mask heads as torchvision does (`mask_batch_size_per_image: 0`, so
-the ratios are the cost of our additions, not of that saving); vanilla torchvision Mask R-CNN gets
-the same backbone, anchors, RoI settings and mask-head width. Prints seconds per step (median of
+size and batch (2) for all, every positive RoI through the mask heads as torchvision does
+(`mask_batch_size_per_image: 0`, so the ratios are the cost of our additions, not of that saving);
+vanilla torchvision Mask R-CNN gets the same backbone, anchors, RoI pooling and mask-head width. Prints seconds per step (median of
 `--steps`, models interleaved step by step so load from other jobs hits all alike) and the ratios the
 issue names: R+O / vanilla (<= 1.25), R+D+N / R (<= 1.1), and step time / batch-loading time (>= 5).
 Synthetic inputs (the step cost does not depend on pixels).
@@ -25,10 +25,9 @@ from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.ops import MultiScaleRoIAlign
 
 from daisnet.model import ModelConfig, build_daisnet
-from daisnet.model.daisnet import anchor_generator
+from daisnet.model.daisnet import anchor_generator, roi_poolers
 from daisnet.model.backbone import build_backbone
 from daisnet.model.config import backbone_channels
 from daisnet.train.params import configs_from_params
@@ -74,12 +73,11 @@ def stepper(model: nn.Module, images, targets):
 def vanilla(config: ModelConfig) -> nn.Module:
     backbone = build_backbone(replace(config, inputs=("rgb",)))
     width = config.mask_head_width
-    levels = ["0", "1", "2", "3"]
+    box_pool, mask_pool = roi_poolers(config)
     return MaskRCNN(backbone, num_classes=None, min_size=config.min_size, max_size=config.max_size,
                     rpn_anchor_generator=anchor_generator(config),
                     box_batch_size_per_image=config.box_batch_size_per_image,
-                    box_roi_pool=MultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio),
-                    mask_roi_pool=MultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio),
+                    box_roi_pool=box_pool, mask_roi_pool=mask_pool,
                     box_head=TwoMLPHead(backbone.out_channels * 7 * 7, config.representation_size),
                     box_predictor=FastRCNNPredictor(config.representation_size, config.num_classes),
                     mask_head=MaskRCNNHeads(backbone.out_channels, (width,) * 4, 1),

@@ -63,7 +63,8 @@ PROFILES: dict[str, dict[str, str]] = {
               "model.anchor_aspect_ratios": "[0.5,1.0,2.0]", "model.anchor_scales": "[1.0]",
               "model.representation_size": "1024", "model.mask_head_width": "256",
               "model.box_batch_size_per_image": "512", "model.mask_batch_size_per_image": "0",
-              "model.fpn_channels": "256", "model.roi_sampling_ratio": "2", "synth.focal": "null", "train.decay_milestones": "[0.67,0.89]",
+              "model.fpn_channels": "256", "model.roi_sampling_ratio": "2", "synth.focal": "null",
+              "train.decay_milestones": "[0.67,0.89]",
               "shape_prior.clusters": "1024"},
 }
 

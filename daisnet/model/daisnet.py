@@ -58,6 +58,14 @@ def anchor_generator(config: ModelConfig) -> AnchorGenerator:
     return AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes))
 
 
+def roi_poolers(config: ModelConfig) -> tuple[MultiScaleRoIAlign, MultiScaleRoIAlign]:
+    """RoIAlign over the FPN levels for the box head (7 x 7) and the mask heads (14 x 14), with
+    `model.roi_sampling_ratio` bilinear samples per bin side."""
+    levels = ["0", "1", "2", "3"]
+    return (MultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio),
+            MultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio))
+
+
 class DAISNet(GeneralizedRCNN):
     def __init__(self, config: ModelConfig, rgb_mean=IMAGENET_MEAN, rgb_std=IMAGENET_STD,
                  load_pretrained: bool = True) -> None:
@@ -72,9 +80,7 @@ class DAISNet(GeneralizedRCNN):
             post_nms_top_n=dict(zip(("training", "testing"), config.rpn_post_nms_top_n)),
             nms_thresh=0.7,
         )
-        levels = ["0", "1", "2", "3"]
-        box_pool = MultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio)
-        mask_pool = MultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio)
+        box_pool, mask_pool = roi_poolers(config)
         width = config.mask_head_width
         k = config.num_classes
 
