@@ -222,8 +222,9 @@ def test_head_norm_puts_batchnorm_in_the_fpn_and_mask_heads_and_trains():
 def test_roi_sampling_ratio_reaches_both_roi_poolers():
     model = build_daisnet(ModelConfig(inputs=("rgb",), roi_sampling_ratio=1, **TINY))
     assert model.roi_heads.box_roi_pool.sampling_ratio == model.roi_heads.mask_roi_pool.sampling_ratio == 1
-    with pytest.raises(InputError, match="roi_sampling_ratio"):
-        ModelConfig(roi_sampling_ratio=0).validate()
+    for bad in (0, 1.5):
+        with pytest.raises(InputError, match="roi_sampling_ratio"):
+            ModelConfig(roi_sampling_ratio=bad).validate()
 
 
 def test_anchor_scales_give_a_thin_pedestrian_an_anchor_above_the_rpn_threshold():

@@ -98,8 +98,8 @@ class ModelConfig:
             problems.append("model.fpn_channels must be >= 8")
         if self.mask_batch_size_per_image < 0:
             problems.append("model.mask_batch_size_per_image must be >= 0 (0: every positive RoI)")
-        if self.roi_sampling_ratio < 1:
-            problems.append("model.roi_sampling_ratio must be >= 1")
+        if not isinstance(self.roi_sampling_ratio, int) or self.roi_sampling_ratio < 1:
+            problems.append("model.roi_sampling_ratio must be a whole number >= 1")
         if self.head_norm not in HEAD_NORMS:
             problems.append(f"model.head_norm {self.head_norm!r}: choose from {list(HEAD_NORMS)}")
         if self.min_size < 32 or self.max_size < self.min_size:
