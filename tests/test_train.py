@@ -15,6 +15,8 @@ from daisnet.data.torch_dataset import AmodalDataset, AugmentConfig
 from daisnet.model import ModelConfig
 from daisnet.train import checkpoint
 from daisnet.train.loop import IterationSampler, TrainConfig, TrainingDiverged, train
+from daisnet.errors import InputError
+from daisnet.train.params import configs_from_params
 from daisnet.train.schedule import learning_rate, smooth_warmup
 
 TINY_MODEL = ModelConfig(inputs=("rgb",), min_size=64, max_size=128, mask_head_width=16, representation_size=32,
@@ -52,6 +54,20 @@ def test_smooth_warmup_is_eq_27():
     assert math.isclose(learning_rate(90, 0.1, 100, 10, 1.3, 1.0, (0.8,), 0.1), 0.01)
 
 
+def test_cosine_decay_falls_from_the_warmed_up_lr_to_zero():
+    lrs = [learning_rate(i, 0.1, 100, 10, 1.0, 1.0, (0.8,), 0.1, "cosine") for i in range(101)]
+    assert lrs[0] == 0.0 and math.isclose(lrs[5], 0.05 * 0.5 * (1 + math.cos(math.pi * 0.05)))
+    assert math.isclose(lrs[50], 0.05) and lrs[100] == 0.0
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_train_params_name_params_yaml_when_wrong():
+    for bad, match in [({"optimizer": "adam"}, "train.optimizer"), ({"decay": "linear"}, "train.decay")]:
+        with pytest.raises(InputError, match=match) as info:
+            configs_from_params({"train": bad})
+        assert "params.yaml" in str(info.value)
+
+
 def test_sampler_splits_global_batches_across_ranks_and_epochs():
     whole = IterationSampler(5, 2, 6, seed=3)
     batches = [b for b in whole]
@@ -64,18 +80,20 @@ def test_sampler_splits_global_batches_across_ranks_and_epochs():
     assert merged == [[(i, it) for i, it in batch] for batch in IterationSampler(5, 2, 3, seed=3)]
 
 
-def test_resumed_run_ends_with_the_uninterrupted_weights(tiny_pipeline, tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_resumed_run_ends_with_the_uninterrupted_weights(tiny_pipeline, tmp_path, optimizer):
     dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL, augment=AugmentConfig(enabled=True))
+    config = replace(TINY_TRAIN, optimizer=optimizer, lr=0.01 if optimizer == "sgd" else 1e-3)
     straight = tmp_path / "straight.pt"
-    train(TINY_MODEL, TINY_TRAIN, dataset, straight, tmp_path / "work_a", StopAt())
+    train(TINY_MODEL, config, dataset, straight, tmp_path / "work_a", StopAt())
 
     resumed = tmp_path / "resumed.pt"
     with pytest.raises(Interrupt):
-        train(TINY_MODEL, TINY_TRAIN, dataset, resumed, tmp_path / "work_b", StopAt(3))  # killed after checkpoint 2
+        train(TINY_MODEL, config, dataset, resumed, tmp_path / "work_b", StopAt(3))  # killed after checkpoint 2
     assert not resumed.exists()
     assert checkpoint.load(tmp_path / "work_b" / "last.pt")["meta"]["iteration"] == 2
     logger = StopAt()
-    summary = train(TINY_MODEL, TINY_TRAIN, dataset, resumed, tmp_path / "work_b", logger)
+    summary = train(TINY_MODEL, config, dataset, resumed, tmp_path / "work_b", logger)
     assert summary["start_iteration"] == 2 and [i for i, _ in logger.logged] == [3, 4]
 
     a, b = _weights(straight), _weights(resumed)
@@ -85,7 +103,7 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(tiny_pipeline, tmp_path
 
     # Same seed, same params: same weights, run after run.
     again = tmp_path / "again.pt"
-    train(TINY_MODEL, TINY_TRAIN, dataset, again, tmp_path / "work_c", StopAt())
+    train(TINY_MODEL, config, dataset, again, tmp_path / "work_c", StopAt())
     assert all(torch.equal(a[k], v) for k, v in _weights(again).items())
 
 

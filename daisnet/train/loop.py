@@ -39,6 +39,7 @@ class TrainConfig:
     iterations: int = 300
     batch_size: int = 2
     lr: float = 0.02
+    optimizer: str = "sgd"  # sgd (the paper) | adamw (momentum is then Adam's beta1)
     momentum: float = 0.9
     weight_decay: float = 1e-4
     warmup_iters: int = 100  # eq. 27: t
@@ -46,6 +47,7 @@ class TrainConfig:
     warmup_factor: float = 1.0  # eq. 27: f
     decay_milestones: tuple[float, ...] = (0.8,)
     decay_gamma: float = 0.1
+    decay: str = "step"  # step (at decay_milestones) | cosine (to 0 at the last iteration)
     grad_clip: float = 10.0  # max gradient norm; 0 = off (initial norms ~200 from random weights)
     checkpoint_every: int = 100
     log_every: int = 10
@@ -154,8 +156,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
         meta_extra = {**(meta_extra or {}), "shape_prior": record}
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=train_config.lr, momentum=train_config.momentum,
-                                weight_decay=train_config.weight_decay)
+    optimizer = build_optimizer(params, train_config)
 
     run_id = checkpoint.fingerprint({"model": checkpoint.config_to_meta(model_config),
                                      "train": _train_meta(train_config), "world": world, "rgb": rgb_stats, **(fingerprint_extra or {})})
@@ -192,7 +193,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     for images, targets in loader:
         lr = learning_rate(iteration, train_config.lr, train_config.iterations, train_config.warmup_iters,
                            train_config.warmup_power, train_config.warmup_factor,
-                           tuple(train_config.decay_milestones), train_config.decay_gamma)
+                           tuple(train_config.decay_milestones), train_config.decay_gamma, train_config.decay)
         for group in optimizer.param_groups:
             group["lr"] = lr
         images = [img.to(device, non_blocking=True) for img in images]
@@ -227,6 +228,16 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     if world > 1:
         dist.barrier()
     return summary
+
+
+def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper, §4.2) or AdamW (`train.optimizer`); lr is set per iteration."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, betas=(config.momentum, 0.999),
+                                 weight_decay=config.weight_decay)
+    raise InputError(f"train.optimizer must be sgd or adamw, got {config.optimizer!r}", path="params.yaml")
 
 
 def _gather_rng(world: int) -> list[torch.Tensor]:

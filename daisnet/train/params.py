@@ -33,6 +33,10 @@ def configs_from_params(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfi
     augment = _dataclass_from(AugmentConfig, params.get("augment", {}), "augment")
     if train.iterations < 1 or train.batch_size < 1 or train.lr <= 0:
         raise InputError("train.iterations and train.batch_size must be >= 1 and train.lr > 0", path="params.yaml")
+    if train.optimizer not in ("sgd", "adamw"):
+        raise InputError(f"train.optimizer must be sgd or adamw, got {train.optimizer!r}", path="params.yaml")
+    if train.decay not in ("step", "cosine"):
+        raise InputError(f"train.decay must be step or cosine, got {train.decay!r}", path="params.yaml")
     return model, train, augment
 
 

@@ -1,6 +1,8 @@
-"""Learning-rate schedule: the paper's smooth warm-up (eq. 27), then a step decay."""
+"""Learning-rate schedule: the paper's smooth warm-up (eq. 27), then a step or cosine decay."""
 
 from __future__ import annotations
+
+import math
 
 
 def smooth_warmup(iteration: int, warmup_iters: int, power: float, factor: float) -> float:
@@ -19,7 +21,18 @@ def step_decay(iteration: int, total: int, milestones: tuple[float, ...], gamma:
     return gamma**passed
 
 
+def cosine_decay(iteration: int, total: int) -> float:
+    """Half a cosine from 1 at iteration 0 to 0 at `total` (not in the paper: an option for short runs)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(iteration, total) / max(total, 1)))
+
+
 def learning_rate(iteration: int, base_lr: float, total: int, warmup_iters: int, warmup_power: float,
-                  warmup_factor: float, milestones: tuple[float, ...], gamma: float) -> float:
-    return (base_lr * smooth_warmup(iteration, warmup_iters, warmup_power, warmup_factor)
-            * step_decay(iteration, total, milestones, gamma))
+                  warmup_factor: float, milestones: tuple[float, ...], gamma: float,
+                  decay: str = "step") -> float:
+    if decay == "step":
+        factor = step_decay(iteration, total, milestones, gamma)
+    elif decay == "cosine":
+        factor = cosine_decay(iteration, total)
+    else:
+        raise ValueError(f"decay must be step or cosine, got {decay!r}")
+    return base_lr * smooth_warmup(iteration, warmup_iters, warmup_power, warmup_factor) * factor
