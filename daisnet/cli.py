@@ -358,6 +358,23 @@ def score_cmd(
     with user_errors():
         typer.echo(json.dumps(score_results_file(PreparedStore(prepared), results, kind), indent=2))
 
+
+@app.command("bounds")
+def bounds_cmd(
+    prepared: Path = typer.Argument(..., help="Prepared store of the split (data/prepared/val.zarr)."),
+    resolution: int = typer.Option(28, min=1, help="Mask head grid (torchvision: 28)."),
+) -> None:
+    """What the metric can reach on a split: GT visible masks as amodal, GT through the mask-head grid."""
+    import json
+
+    from daisnet.data.prepared import PreparedStore
+    from daisnet.evaluate.bounds import mask_resolution_bound, visible_as_amodal
+
+    with user_errors():
+        store = PreparedStore(prepared)
+        typer.echo(json.dumps({"visible_as_amodal": visible_as_amodal(store),
+                               "mask_resolution": mask_resolution_bound(store, resolution)}, indent=2))
+
 @app.command("report")
 def report_cmd(
     out: Path = typer.Option(Path("reports/ablation.md"), help="Markdown report to write."),

@@ -348,3 +348,33 @@ def test_cli_score_a_results_file(split, tmp_path: Path) -> None:
     result = runner.invoke(app, ["score", str(store.path), str(bad)])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: {bad}: record 3: image_id 5 is not an image of the split"
+
+
+def test_mask_grid_keeps_solid_shapes_and_loses_rings_thinner_than_a_cell() -> None:
+    from daisnet.evaluate.bounds import through_mask_grid
+
+    yy, xx = np.mgrid[0:100, 0:100]
+    solid = (np.abs(xx - 50) < 30) & (np.abs(yy - 50) < 30)
+    radius = np.hypot(xx - 50, yy - 50)
+    ring = (radius <= 30) & (radius >= 28)  # 2 px wide in a 60 px box: cells of ~2 px at 28 x 28
+    boxes = np.array([[20, 20, 80, 80]] * 2, np.float32)
+    out = through_mask_grid(np.stack([solid, ring]), boxes, 28)
+    iou = [(m & o).sum() / (m | o).sum() for m, o in zip((solid, ring), out)]
+    assert iou[0] > 0.95 and iou[1] < 0.6
+    fine = through_mask_grid(ring[None], boxes[:1], 112)[0]
+    assert (ring & fine).sum() / (ring | fine).sum() > iou[1] + 0.2
+
+
+def test_cli_bounds_of_a_split(split) -> None:
+    from typer.testing import CliRunner
+
+    from daisnet.cli import app
+
+    store, _, _ = split
+    result = CliRunner().invoke(app, ["bounds", str(store.path), "--resolution", "56"])
+    assert result.exit_code == 0, result.output
+    bounds = json.loads(result.output)
+    assert 0 < bounds["visible_as_amodal"]["summary"]["AP"] < 90.0  # the fixture has occluded objects
+    grid = bounds["mask_resolution"]
+    assert grid["resolution"] == 56 and 50.0 < grid["summary"]["AP"] <= 100.0
+    assert all(0.5 < v <= 1.0 for v in grid["mean_iou"].values())
