@@ -247,3 +247,22 @@ def test_anchor_scales_give_a_thin_pedestrian_an_anchor_above_the_rpn_threshold(
     assert all(torch.isfinite(v) for v in losses.values())
     with pytest.raises(InputError, match="anchor_scales"):
         ModelConfig(anchor_scales=()).validate()
+
+
+def test_class_agnostic_masks_use_one_channel_for_every_class():
+    config = ModelConfig(inputs=("rgb",), class_agnostic_masks=True, occlusion_edge="fcn", **TINY)
+    torch.manual_seed(0)
+    model = build_daisnet(config)
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.out_channels == 1
+    assert model.roi_heads.visible_predictor.mask_fcn_logits.out_channels == 1
+    images, targets = tiny_batch(config)
+    losses = model.train()(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    assert model.roi_heads.mask_predictor.mask_fcn_logits.weight.grad.abs().sum() > 0
+    model.eval()
+    model.roi_heads.score_thresh = 0.0
+    with torch.no_grad():
+        out = model(images)
+    assert len(out[0]["labels"]) > 0
+    assert out[0]["amodal_masks"].shape[1:] == (1, H, W) and out[0]["visible_masks"].shape[1:] == (1, H, W)

@@ -44,6 +44,7 @@ class ModelConfig:
     anchor_aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # height / width, at every level
     anchor_scales: tuple[float, ...] = (1.0,)  # multiples of each level's anchor size (RetinaNet: 1, 1.26, 1.59)
     mask_head_width: int = 256
+    class_agnostic_masks: bool = False  # one mask per RoI for every class (Mask R-CNN §4.2 ablation) vs one per class
     representation_size: int = 1024  # box head MLP width
     rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000)  # (training, testing)
     rpn_post_nms_top_n: tuple[int, int] = (2000, 1000)

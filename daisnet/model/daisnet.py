@@ -83,6 +83,7 @@ class DAISNet(GeneralizedRCNN):
         box_pool, mask_pool = roi_poolers(config)
         width = config.mask_head_width
         k = config.num_classes
+        mask_classes = 1 if config.class_agnostic_masks else k
 
         def mask_head() -> MaskRCNNHeads:
             return MaskRCNNHeads(out, (width,) * 4, 1, norm_layer=head_norm_layer(config))
@@ -95,8 +96,8 @@ class DAISNet(GeneralizedRCNN):
             box_pool, TwoMLPHead(out * 7 * 7, config.representation_size),
             FastRCNNPredictor(config.representation_size, k),
             0.5, 0.5, config.box_batch_size_per_image, 0.25, None, config.box_score_thresh, 0.5, config.box_detections_per_img,
-            mask_roi_pool=mask_pool, mask_head=mask_head(), mask_predictor=MaskRCNNPredictor(width, width, k),
-            visible_head=mask_head(), visible_predictor=MaskRCNNPredictor(width, width, k),
+            mask_roi_pool=mask_pool, mask_head=mask_head(), mask_predictor=MaskRCNNPredictor(width, width, mask_classes),
+            visible_head=mask_head(), visible_predictor=MaskRCNNPredictor(width, width, mask_classes),
             edge_head=edge_head, refinement=refinement, edge_sigma=config.edge_sigma,
             edge_depth_scale=config.edge_depth_scale, edge_loss_weight=config.edge_loss_weight,
             refine_loss_weight=config.refine_loss_weight,
