@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The main job: the whole DVC pipeline on the built-in synthetic data (default profile).
+# Stage commands call `python`: the venv's must come first on PATH.
 repro: setup
-	$(BIN)/dvc repro
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 # The default test suite (fast); `test-all` adds the slow end-to-end checks.
 test: setup
