@@ -375,6 +375,7 @@ def bounds_cmd(
         typer.echo(json.dumps({"visible_as_amodal": visible_as_amodal(store),
                                "mask_resolution": mask_resolution_bound(store, resolution)}, indent=2))
 
+
 @app.command("report")
 def report_cmd(
     out: Path = typer.Option(Path("reports/ablation.md"), help="Markdown report to write."),
