@@ -6,9 +6,10 @@ The default profile's model (params.yaml `model`: ResNet-18-FPN, random weights,
 BatchNorm, FPN width, RoI sampling, RoIAlign samples per bin, head widths) with the default image
 size and batch (2) for all, every positive RoI through the mask heads as torchvision does
 (`mask_batch_size_per_image: 0`, so the ratios are the cost of our additions, not of that saving);
-vanilla torchvision Mask R-CNN gets the same backbone, anchors, RoI pooling and mask-head width. Prints seconds per step (median of
-`--steps`, models interleaved step by step so load from other jobs hits all alike) and the ratios the
-issue names: R+O / vanilla (<= 1.25), R+D+N / R (<= 1.1), and step time / batch-loading time (>= 5).
+vanilla torchvision Mask R-CNN gets the same backbone, anchors, RoI pooling and mask-head width.
+Prints seconds per step (median of `--steps`, models interleaved step by step so load from other
+jobs hits all alike) and the ratios the issue names: R+O / vanilla (<= 1.25), R+D+N / R (<= 1.1),
+and step time / batch-loading time (>= 5).
 Synthetic inputs (the step cost does not depend on pixels).
 """
 
@@ -27,9 +28,9 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 
 from daisnet.model import ModelConfig, build_daisnet
-from daisnet.model.daisnet import anchor_generator, roi_poolers
 from daisnet.model.backbone import build_backbone
 from daisnet.model.config import backbone_channels
+from daisnet.model.daisnet import anchor_generator, roi_poolers
 from daisnet.train.params import configs_from_params
 
 

@@ -116,7 +116,8 @@ class AmodalRoIHeads(RoIHeads):
         visible_logits = self.visible_predictor(self.visible_head(mask_features))
         flat_labels = torch.cat(mask_labels) if mask_labels else torch.zeros(0, dtype=torch.int64)
         # Class-agnostic predictors have one channel: every RoI reads (and trains) channel 0.
-        channel = flat_labels if amodal_logits.shape[1] > 1 else torch.zeros_like(flat_labels)
+        class_specific = amodal_logits.shape[1] > 1
+        channel = flat_labels if class_specific else torch.zeros_like(flat_labels)
         amodal = _pick(amodal_logits, channel)
         visible = _pick(visible_logits, channel)
         size = amodal.shape[-1]
@@ -125,8 +126,7 @@ class AmodalRoIHeads(RoIHeads):
         if self.training:
             gt_amodal = [t["masks"] for t in targets]
             gt_visible = [t["visible_masks"] for t in targets]
-            gt_labels = [t["labels"] if amodal_logits.shape[1] > 1 else torch.zeros_like(t["labels"])
-                         for t in targets]
+            gt_labels = [t["labels"] if class_specific else torch.zeros_like(t["labels"]) for t in targets]
             losses["loss_mask"] = maskrcnn_loss(amodal_logits, mask_proposals, gt_amodal, gt_labels, pos_matched)
             losses["loss_visible"] = maskrcnn_loss(visible_logits, mask_proposals, gt_visible, gt_labels, pos_matched)
             amodal_target = _project(gt_amodal, mask_proposals, pos_matched, size)

@@ -29,6 +29,8 @@ from daisnet.model import ModelConfig, build_daisnet
 from daisnet.train import checkpoint
 from daisnet.train.schedule import learning_rate
 
+OPTIMIZERS = ("sgd", "adamw")
+
 
 class TrainingDiverged(RuntimeError):
     """A loss term turned non-finite (the paper's random-weight runs did, §4.2)."""
@@ -237,7 +239,7 @@ def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> to
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, betas=(config.momentum, 0.999),
                                  weight_decay=config.weight_decay)
-    raise InputError(f"train.optimizer must be sgd or adamw, got {config.optimizer!r}", path="params.yaml")
+    raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {config.optimizer!r}", path="params.yaml")
 
 
 def _gather_rng(world: int) -> list[torch.Tensor]:

@@ -10,7 +10,8 @@ from daisnet.data.prepared import PreparedStore
 from daisnet.data.torch_dataset import AugmentConfig
 from daisnet.errors import InputError
 from daisnet.model.config import ModelConfig, config_from_params
-from daisnet.train.loop import TrainConfig
+from daisnet.train.loop import OPTIMIZERS, TrainConfig
+from daisnet.train.schedule import DECAYS
 
 
 def _dataclass_from(cls, values: dict[str, Any], section: str, **fixed):
@@ -33,10 +34,10 @@ def configs_from_params(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfi
     augment = _dataclass_from(AugmentConfig, params.get("augment", {}), "augment")
     if train.iterations < 1 or train.batch_size < 1 or train.lr <= 0:
         raise InputError("train.iterations and train.batch_size must be >= 1 and train.lr > 0", path="params.yaml")
-    if train.optimizer not in ("sgd", "adamw"):
-        raise InputError(f"train.optimizer must be sgd or adamw, got {train.optimizer!r}", path="params.yaml")
-    if train.decay not in ("step", "cosine"):
-        raise InputError(f"train.decay must be step or cosine, got {train.decay!r}", path="params.yaml")
+    if train.optimizer not in OPTIMIZERS:
+        raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {train.optimizer!r}", path="params.yaml")
+    if train.decay not in DECAYS:
+        raise InputError(f"train.decay must be one of {list(DECAYS)}, got {train.decay!r}", path="params.yaml")
     return model, train, augment
 
 

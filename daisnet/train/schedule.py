@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+DECAYS = ("step", "cosine")
+
 
 def smooth_warmup(iteration: int, warmup_iters: int, power: float, factor: float) -> float:
     """Eq. 27: lr_w = (i / t)^p * f * lr_f for i < t; returns the multiplier of lr_f (1 after warm-up).
@@ -34,5 +36,5 @@ def learning_rate(iteration: int, base_lr: float, total: int, warmup_iters: int,
     elif decay == "cosine":
         factor = cosine_decay(iteration, total)
     else:
-        raise ValueError(f"decay must be step or cosine, got {decay!r}")
+        raise ValueError(f"decay must be one of {DECAYS}, got {decay!r}")
     return base_lr * smooth_warmup(iteration, warmup_iters, warmup_power, warmup_factor) * factor
