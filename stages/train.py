@@ -4,7 +4,9 @@ With `model.shape_prior: on` the shape autoencoder and codebook (stages `shape_a
 are loaded into the model and saved with it.
 
 Resumes from data/cache/train/last.pt when that run had the same params (a killed `dvc repro`
-picks up where it stopped). Curves go to dvclive/train for `dvc plots show`.
+picks up where it stopped). Curves go to dvclive/train for `dvc plots show`. `train.processes`
+local processes train with DistributedDataParallel (daisnet/train/launch.py); under `torchrun`
+its process count is used instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from daisnet.data.torch_dataset import AmodalDataset
 from daisnet.shape.autoencoder import file_sha256
 from daisnet.shape.codebook import configure_shape_prior
 from daisnet.train.loop import train
+from daisnet.train.launch import launch
 from daisnet.train.logging import DvcLiveLogger
 from daisnet.train.params import configs_from_params, rgb_statistics
 from stages.common import run_stage
@@ -45,6 +48,12 @@ def feature_meta(path: str) -> dict:
 
 
 def main(params: dict) -> None:
+    _, train_config, _ = configs_from_params(params)  # bad params fail here, before any process starts
+    launch(train_process, (params,), train_config.processes)
+
+
+def train_process(params: dict) -> None:
+    """One training process (of `train.processes`; rank 0 writes the model, curves and summary)."""
     model_config, train_config, augment = configs_from_params(params)
     shape_prior = None
     fingerprint_extra: dict = {}

@@ -54,6 +54,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     log_every: int = 10
     num_workers: int = 1
+    processes: int = 1  # local DDP processes (daisnet/train/launch.py); torchrun's count wins
     device: str = "auto"
     seed: int = 0
     extra: dict = field(default_factory=dict, compare=False)
@@ -258,4 +259,5 @@ def _train_meta(config: TrainConfig) -> dict[str, Any]:
     # Neither changes the result: a run may resume with other values.
     meta.pop("num_workers", None)
     meta.pop("log_every", None)
+    meta.pop("processes", None)  # the fingerprint records the world size itself
     return {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}

@@ -34,6 +34,8 @@ def configs_from_params(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfi
     augment = _dataclass_from(AugmentConfig, params.get("augment", {}), "augment")
     if train.iterations < 1 or train.batch_size < 1 or train.lr <= 0:
         raise InputError("train.iterations and train.batch_size must be >= 1 and train.lr > 0", path="params.yaml")
+    if train.processes < 1:
+        raise InputError(f"train.processes must be >= 1, got {train.processes}", path="params.yaml")
     if train.optimizer not in OPTIMIZERS:
         raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {train.optimizer!r}", path="params.yaml")
     if train.decay not in DECAYS:
