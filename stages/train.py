@@ -21,9 +21,9 @@ import zarr
 from daisnet.data.torch_dataset import AmodalDataset
 from daisnet.shape.autoencoder import file_sha256
 from daisnet.shape.codebook import configure_shape_prior
-from daisnet.train.loop import train
 from daisnet.train.launch import launch
 from daisnet.train.logging import DvcLiveLogger
+from daisnet.train.loop import train
 from daisnet.train.params import configs_from_params, rgb_statistics
 from stages.common import run_stage
 
