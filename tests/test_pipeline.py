@@ -22,7 +22,8 @@ TINY = {
     "features": {"workers": 0},
     "model": {"min_size": 64, "max_size": 128, "representation_size": 64, "mask_head_width": 16,
               "box_batch_size_per_image": 32},
-    "train": {"iterations": 2, "checkpoint_every": 1, "log_every": 1, "num_workers": 0},
+    # Two processes: the stage's own DDP launch (train.processes) runs under the real `dvc repro`.
+    "train": {"iterations": 2, "checkpoint_every": 1, "log_every": 1, "num_workers": 0, "processes": 2},
     "shape_prior": {"iterations": 5, "batch_size": 8, "clusters": 4, "copies": 2, "kmeans_iterations": 5,
                     "top_k": 2, "fusion_width": 8},
 }
