@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class InputError(Exception):
     """Bad input from the user: reported as one line by the CLI, with a non-zero exit."""
@@ -28,3 +32,13 @@ class InputError(Exception):
 
 def _rebuild_input_error(problem: str, path: object, record: object) -> InputError:
     return InputError(problem, path=path, record=record)
+
+
+@contextmanager
+def exit_on_input_error() -> Iterator[None]:
+    """A stage's (or a training process's) InputError: one `error: ...` line on stderr, exit 2."""
+    try:
+        yield
+    except InputError as exc:
+        print(f"error: {exc.message()}", file=sys.stderr)
+        sys.exit(2)

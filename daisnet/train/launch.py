@@ -23,7 +23,7 @@ from typing import Any
 import torch
 import torch.multiprocessing as mp
 
-from daisnet.errors import InputError
+from daisnet.errors import exit_on_input_error
 from daisnet.train.loop import TrainingDiverged
 
 
@@ -43,10 +43,8 @@ def _worker(rank: int, entry: Callable[..., Any], args: tuple, processes: int, p
                        "LOCAL_WORLD_SIZE": str(processes), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(threads_per_process(processes))
     try:
-        entry(*args)
-    except InputError as exc:
-        print(f"error: {exc.message()}", file=sys.stderr)
-        sys.exit(2)
+        with exit_on_input_error():
+            entry(*args)
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
