@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 from pycocotools import mask as mask_utils
+from scipy import ndimage
 from typer.testing import CliRunner
 
 from daisnet.cli import app
+from daisnet.data.categories import NAME_TO_ID
 from daisnet.data.synth.dataset import SynthConfig, config_from_params, generate, render_image
 from daisnet.data.synth.render import render
 from daisnet.data.synth.scene import SceneConfig, footprints_collide, sample_scene
@@ -31,9 +33,10 @@ def generated(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("index", range(6))
 def test_visible_masks_partition_the_object_pixels(index):
+    """With holes kept, the labels are the scene z-buffer: visible masks tile the object pixels."""
     rng = np.random.default_rng([7, index])
     scene = sample_scene(rng, SceneConfig())
-    out = render(scene, 96, 320, 80.0, rng)
+    out = render(scene, 96, 320, 80.0, rng, fill_label_holes=False)
     union = np.zeros((96, 320), int)
     for obj_index, (window, local) in enumerate(out.amodal):
         visible = out.owner == obj_index
@@ -45,6 +48,55 @@ def test_visible_masks_partition_the_object_pixels(index):
     assert np.array_equal(union.astype(bool), out.owner >= 0)
     # Object pixels carry the object's own depth: nearer than the far clip, finite.
     assert (out.depth[out.owner >= 0] < 80.0).all()
+
+
+def _full(window, local, shape) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[window] = local
+    return mask
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_outline_labels_fill_holes_and_leave_the_pixels_alone(index):
+    """Labels as KINS outlines: no holes, each contains the holed label, same RGB and depth."""
+    scene = sample_scene(np.random.default_rng([7, index]), SceneConfig())
+    holed = render(scene, 96, 320, 80.0, np.random.default_rng(index), fill_label_holes=False)
+    filled = render(scene, 96, 320, 80.0, np.random.default_rng(index), fill_label_holes=True)
+    assert np.array_equal(holed.rgb, filled.rgb) and np.array_equal(holed.depth, filled.depth)
+    shape = (96, 320)
+    surfaces = [_full(*a, shape) for a in holed.amodal]
+    outlines = [_full(*b, shape) for b in filled.amodal]
+    for obj_index, (surface, outline) in enumerate(zip(surfaces, outlines)):
+        assert np.array_equal(outline, ndimage.binary_fill_holes(surface)), "outline = surface, holes filled"
+        visible = filled.owner == obj_index
+        assert not (visible & ~outline).any(), "a visible mask leaves its amodal mask"
+        # A pixel where the object's surface is seen stays its own, unless another object's
+        # filled hole lies there (a wheel in front of it).
+        others_holes = np.zeros(shape, bool)
+        for other, (s, o) in enumerate(zip(surfaces, outlines)):
+            if other != obj_index:
+                others_holes |= o & ~s
+        assert not ((holed.owner == obj_index) & ~visible & ~others_holes).any()
+
+
+def test_cyclist_labels_are_outlines_with_wheels_filled():
+    """A cyclist's rendered surface has holes (wheels, frame); its labels have none."""
+    shape = (96, 320)
+    found = filled_and_visible = 0
+    for index in range(4):
+        scene = sample_scene(np.random.default_rng([3, index]), SceneConfig(cyclist_fraction=1.0))
+        holed = render(scene, *shape, 80.0, np.random.default_rng(0), focal=400.0, fill_label_holes=False)
+        filled = render(scene, *shape, 80.0, np.random.default_rng(0), focal=400.0)
+        for obj_index, obj in enumerate(scene.objects):
+            surface, outline = _full(*holed.amodal[obj_index], shape), _full(*filled.amodal[obj_index], shape)
+            if obj.category_id != NAME_TO_ID["cyclist"] or np.array_equal(surface, ndimage.binary_fill_holes(surface)):
+                continue
+            found += 1
+            assert np.array_equal(outline, ndimage.binary_fill_holes(outline))
+            assert outline.sum() > surface.sum()
+            filled_and_visible += int(((filled.owner == obj_index) & ~surface).sum())
+    assert found >= 3
+    assert filled_and_visible > 0, "the filled wheels are labelled visible where nothing is in front"
 
 
 def test_instances_exclude_hidden_objects_and_masks_are_consistent():
@@ -206,6 +258,8 @@ def test_bad_params_are_refused_clearly():
         replace(SMALL, train_images=-1).validate()
     with pytest.raises(InputError, match="unknown synth params"):
         config_from_params({"train_imgs": 3}, seed=0)
+    with pytest.raises(InputError, match="fill_label_holes 'yes' must be true or false"):
+        config_from_params({"fill_label_holes": "yes"}, seed=0).validate()
 
 
 def test_cli_help_and_refusals(tmp_path):

@@ -52,6 +52,8 @@ class SynthConfig:
     focal: float | None = None
     seed: int = 0
     workers: int = 2
+    # Labels as KINS draws them, outlines without holes (daisnet/data/synth/render.py says why).
+    fill_label_holes: bool = True
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def validate(self) -> None:
@@ -70,6 +72,8 @@ class SynthConfig:
             problems.append(f"min_visible_area {self.min_visible_area} must be >= 1 px")
         if self.workers < 1:
             problems.append(f"workers {self.workers} must be >= 1")
+        if not isinstance(self.fill_label_holes, bool):
+            problems.append(f"fill_label_holes {self.fill_label_holes!r} must be true or false")
         sc = self.scene
         if not 0 <= sc.street_fraction <= 1 or not 0 <= sc.line_of_sight <= 1 or not 0 <= sc.cyclist_fraction <= 1:
             problems.append("street_fraction, line_of_sight and cyclist_fraction must be in [0, 1]")
@@ -96,7 +100,7 @@ def render_image(config: SynthConfig, split: str, index: int) -> RenderedImage:
     """Render image `index` of `split`, with the exact masks of every annotated instance."""
     rng = np.random.default_rng([config.seed, SPLIT_KEYS[split], index])
     scene = sample_scene(rng, config.scene)
-    out = render(scene, config.height, config.width, config.max_depth, rng, config.focal)
+    out = render(scene, config.height, config.width, config.max_depth, rng, config.focal, config.fill_label_holes)
     instances = []
     for obj_index, obj in enumerate(scene.objects):
         visible = out.owner == obj_index
