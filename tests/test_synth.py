@@ -16,7 +16,12 @@ from typer.testing import CliRunner
 
 from daisnet.cli import app
 from daisnet.data.categories import NAME_TO_ID
-from daisnet.data.synth.dataset import SynthConfig, config_from_params, generate, render_image
+from daisnet.data.synth.dataset import (
+    SynthConfig,
+    config_from_params,
+    generate,
+    render_image,
+)
 from daisnet.data.synth.render import render
 from daisnet.data.synth.scene import SceneConfig, footprints_collide, sample_scene
 from daisnet.errors import InputError

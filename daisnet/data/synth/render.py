@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from scipy import ndimage
 
 from daisnet.data.synth.geometry import GroundPlane
