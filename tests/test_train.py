@@ -15,7 +15,7 @@ from daisnet.data.torch_dataset import AmodalDataset, AugmentConfig
 from daisnet.errors import InputError
 from daisnet.model import ModelConfig
 from daisnet.train import checkpoint
-from daisnet.train.loop import IterationSampler, TrainConfig, TrainingDiverged, train
+from daisnet.train.loop import IterationSampler, TrainConfig, TrainingDiverged, build_optimizer, train
 from daisnet.train.params import configs_from_params
 from daisnet.train.schedule import learning_rate, smooth_warmup
 
@@ -62,10 +62,31 @@ def test_cosine_decay_falls_from_the_warmed_up_lr_to_zero():
 
 
 def test_train_params_name_params_yaml_when_wrong():
-    for bad, match in [({"optimizer": "adam"}, "train.optimizer"), ({"decay": "linear"}, "train.decay")]:
+    for bad, match in [({"optimizer": "adam"}, "train.optimizer"), ({"decay": "linear"}, "train.decay"),
+                       ({"decay_norm_and_bias": "no"}, "train.decay_norm_and_bias")]:
         with pytest.raises(InputError, match=match) as info:
             configs_from_params({"train": bad})
         assert "params.yaml" in str(info.value)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_norms_and_biases_escape_weight_decay_when_asked(optimizer):
+    """With a zero gradient only weight decay moves a parameter: the 1-D ones stay put when asked."""
+    layers = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3))
+    params = list(layers.parameters())
+    with torch.no_grad():
+        for p in params:  # non-zero everywhere (BatchNorm's bias starts at 0: decay would not show)
+            p.uniform_(0.5, 1.0)
+    for decay_all in (True, False):
+        config = TrainConfig(optimizer=optimizer, lr=0.1, weight_decay=0.5, decay_norm_and_bias=decay_all)
+        before = [p.detach().clone() for p in params]
+        opt = build_optimizer(params, config)
+        for p in params:
+            p.grad = torch.zeros_like(p)
+        opt.step()
+        for p, old in zip(params, before):
+            moved = not torch.equal(p.detach(), old)
+            assert moved == (decay_all or p.ndim > 1), (p.shape, decay_all)
 
 
 def test_sampler_splits_global_batches_across_ranks_and_epochs():

@@ -22,6 +22,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from daisnet.model.backbone import build_backbone, head_norm_layer
 from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
 from daisnet.model.occlusion_edge import EDGE_HEADS, OcclusionRefinement
+from daisnet.model.roi_align import SampledMultiScaleRoIAlign
 from daisnet.model.roi_heads import AmodalRoIHeads
 from daisnet.model.shape_prior import ShapePriorRefiner
 from daisnet.model.transform import AmodalTransform
@@ -60,10 +61,10 @@ def anchor_generator(config: ModelConfig) -> AnchorGenerator:
 
 def roi_poolers(config: ModelConfig) -> tuple[MultiScaleRoIAlign, MultiScaleRoIAlign]:
     """RoIAlign over the FPN levels for the box head (7 x 7) and the mask heads (14 x 14), with
-    `model.roi_sampling_ratio` bilinear samples per bin side."""
+    `model.roi_sampling_ratio` bilinear samples per bin side (on the CPU by sampling: roi_align.py)."""
     levels = ["0", "1", "2", "3"]
-    return (MultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio),
-            MultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio))
+    return (SampledMultiScaleRoIAlign(levels, 7, config.roi_sampling_ratio),
+            SampledMultiScaleRoIAlign(levels, 14, config.roi_sampling_ratio))
 
 
 class DAISNet(GeneralizedRCNN):

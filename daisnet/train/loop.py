@@ -44,6 +44,9 @@ class TrainConfig:
     optimizer: str = "sgd"  # sgd (the paper) | adamw (momentum is then Adam's beta1)
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    # false: no weight decay on biases and normalization scales (1-D parameters), as many
+    # detection recipes do; true decays every parameter (torchvision's reference scripts' default).
+    decay_norm_and_bias: bool = True
     warmup_iters: int = 100  # eq. 27: t
     warmup_power: float = 1.3  # eq. 27: p
     warmup_factor: float = 1.0  # eq. 27: f
@@ -233,13 +236,22 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     return summary
 
 
+def parameter_groups(params: list[torch.nn.Parameter], config: TrainConfig) -> list[dict[str, Any]]:
+    """One group decayed by `weight_decay`; with `decay_norm_and_bias: false`, 1-D parameters
+    (biases, BatchNorm and GroupNorm scales) in a second group without decay."""
+    if config.decay_norm_and_bias:
+        return [{"params": params, "weight_decay": config.weight_decay}]
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
 def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
     """SGD with momentum (the paper, §4.2) or AdamW (`train.optimizer`); lr is set per iteration."""
+    groups = parameter_groups(params, config)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, betas=(config.momentum, 0.999),
-                                 weight_decay=config.weight_decay)
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999))
     raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {config.optimizer!r}", path="params.yaml")
 
 

@@ -38,6 +38,9 @@ def configs_from_params(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfi
         raise InputError(f"train.processes must be >= 1, got {train.processes}", path="params.yaml")
     if train.optimizer not in OPTIMIZERS:
         raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {train.optimizer!r}", path="params.yaml")
+    if not isinstance(train.decay_norm_and_bias, bool):
+        raise InputError(f"train.decay_norm_and_bias must be true or false, got {train.decay_norm_and_bias!r}",
+                         path="params.yaml")
     if train.decay not in DECAYS:
         raise InputError(f"train.decay must be one of {list(DECAYS)}, got {train.decay!r}", path="params.yaml")
     return model, train, augment
