@@ -65,7 +65,8 @@ PROFILES: dict[str, dict[str, str]] = {
               "model.box_batch_size_per_image": "512", "model.mask_batch_size_per_image": "0",
               "model.fpn_channels": "256", "model.roi_sampling_ratio": "2", "synth.focal": "null",
               "train.decay_milestones": "[0.67,0.89]", "train.optimizer": "sgd", "train.momentum": "0.9",
-              "train.weight_decay": "0.0001", "train.decay": "step", "model.class_agnostic_masks": "false",
+              "train.weight_decay": "0.0001", "train.decay_norm_and_bias": "true", "train.decay": "step",
+              "model.class_agnostic_masks": "false",
               "shape_prior.clusters": "1024"},
 }
 
