@@ -7,10 +7,11 @@ never overlap and each lies in its amodal mask (tests/test_synth.py checks both)
 
 Labels are drawn the way KINS annotators draw them (`fill_label_holes`, default on): as outlines. A
 KINS mask is the union of outline polygons, so it has no holes, while a rendered cyclist has a hole
-in each wheel and between its frame tubes. With holes the 28 x 28 mask head cannot represent a
-cyclist at all (`daisnet bounds`: 10.3 AP for ground-truth cyclist masks through that grid, docs/
-metrics.md). So an object's label is its own surface with the holes filled; a filled pixel takes
-the depth of the nearest pixel of that surface when the label z-buffer decides who is in front.
+in each wheel and between its frame tubes, which a 28 x 28 mask head cannot represent
+(`daisnet bounds`, docs/metrics.md: ground-truth cyclist masks through that grid score 10.3 AP
+with the holes, 18.1 filled). So an object's label is its own surface with the holes filled; a
+filled pixel takes the depth of the nearest pixel of that surface when the label z-buffer decides
+who is in front.
 The RGB and the depth map are unchanged: through a wheel one still sees what is behind it. With
 holes kept, the label z-buffer is the scene's, and the visible masks' union is exactly the object
 pixels of the depth map.
