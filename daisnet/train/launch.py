@@ -3,9 +3,10 @@
 Under `torchrun` (WORLD_SIZE set) the entry point runs as it is: torchrun already made the
 processes. Otherwise, with processes > 1, `torch.multiprocessing.spawn` starts them on this machine
 with the environment torchrun would give them (RANK, WORLD_SIZE, a free MASTER_PORT), so
-`dvc repro` needs no launcher in its command. Why two processes on a 2-core CPU: a training step
-keeps two threads of one process busy only part of the time; two processes of one thread each
-deliver ~1.3x the images per second (docs/model.md, run G1).
+`dvc repro` needs no launcher in its command. On a 2-core CPU two processes of one thread each
+delivered 1.1-1.2x the images per second of one two-thread process, but no better AP in the same
+15 minutes at twice the batch (docs/model.md, runs G1 and G3): the default is one process; this is
+for several GPUs or larger machines.
 
 A worker's error is printed by the worker (`error: ...`, one line) and ends the whole run with its
 exit status; spawn stops the other processes, which would otherwise wait forever in the next
