@@ -62,7 +62,8 @@ def train_process(params: dict) -> None:
         model_config = configure_shape_prior(model_config, SHAPE_AE, CODEBOOK)
         shape_prior = (SHAPE_AE, CODEBOOK)
         fingerprint_extra["codebook_sha256"] = file_sha256(CODEBOOK)
-    dataset = AmodalDataset(PREPARED, model_config, FEATURES, DEPTH, augment, seed=train_config.seed)
+    dataset = AmodalDataset(PREPARED, model_config, FEATURES, DEPTH, augment, seed=train_config.seed,
+                            crop_width=train_config.crop_width)
     stats = None if model_config.weights == "imagenet" else rgb_statistics(dataset.store)
     rank0 = int(os.environ.get("RANK", "0")) == 0
     resume = (WORK / "last.pt").exists()

@@ -63,10 +63,47 @@ def test_cosine_decay_falls_from_the_warmed_up_lr_to_zero():
 
 def test_train_params_name_params_yaml_when_wrong():
     for bad, match in [({"optimizer": "adam"}, "train.optimizer"), ({"decay": "linear"}, "train.decay"),
-                       ({"decay_norm_and_bias": "no"}, "train.decay_norm_and_bias")]:
+                       ({"decay_norm_and_bias": "no"}, "train.decay_norm_and_bias"),
+                       ({"crop_width": 16}, "train.crop_width"), ({"crop_width": "320"}, "train.crop_width")]:
         with pytest.raises(InputError, match=match) as info:
             configs_from_params({"train": bad})
         assert "params.yaml" in str(info.value)
+
+
+def test_training_window_cuts_image_masks_and_boxes_alike(tiny_pipeline):
+    full = AmodalDataset(tiny_pipeline["train"], TINY_MODEL)
+    windowed = AmodalDataset(tiny_pipeline["train"], TINY_MODEL, crop_width=48)
+    lefts = set()
+    for index in range(len(full)):
+        image, target = full[index]
+        for key in range(4):
+            crop, cropped = windowed[(index, key)]
+            assert crop.shape[-1] == 48 and crop.shape[-2] == image.shape[-2]
+            left = next(x for x in range(image.shape[-1] - 47)
+                        if torch.equal(image[:, :, x:x + 48], crop)
+                        and torch.equal(cropped["masks"], _window_masks(target, x, 48)))
+            lefts.add(left)
+            kept = _kept(target, left, 48)
+            assert torch.equal(cropped["labels"], target["labels"][kept])
+            assert torch.equal(cropped["visible_masks"], target["visible_masks"][kept][:, :, left:left + 48])
+            for box, mask in zip(cropped["boxes"], cropped["masks"]):
+                rows, cols = mask.any(1).nonzero()[:, 0], mask.any(0).nonzero()[:, 0]
+                assert box.tolist() == [cols[0], rows[0], cols[-1] + 1, rows[-1] + 1]
+            again, _ = windowed[(index, key)]
+            assert torch.equal(again, crop)  # the draw is a function of (seed, key, index): resumable
+    assert len(lefts) > 3  # the window moves
+    with pytest.raises(ValueError, match="crop_width"):
+        AmodalDataset(tiny_pipeline["train"], TINY_MODEL, crop_width=8)
+
+
+def _kept(target: dict, left: int, width: int) -> torch.Tensor:
+    visible = target["visible_masks"][:, :, left:left + width]
+    amodal = target["masks"][:, :, left:left + width]
+    return (visible.flatten(1).sum(1) >= 4) & amodal.flatten(1).bool().any(1)
+
+
+def _window_masks(target: dict, left: int, width: int) -> torch.Tensor:
+    return target["masks"][_kept(target, left, width)][:, :, left:left + width]
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
@@ -103,7 +140,7 @@ def test_sampler_splits_global_batches_across_ranks_and_epochs():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_resumed_run_ends_with_the_uninterrupted_weights(tiny_pipeline, tmp_path, optimizer):
-    dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL, augment=AugmentConfig(enabled=True))
+    dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL, augment=AugmentConfig(enabled=True), crop_width=96)
     config = replace(TINY_TRAIN, optimizer=optimizer, lr=0.01 if optimizer == "sgd" else 1e-3)
     straight = tmp_path / "straight.pt"
     train(TINY_MODEL, config, dataset, straight, tmp_path / "work_a", StopAt())

@@ -8,6 +8,13 @@ plus a last channel of natural-log depth when the occlusion-edge head or the sha
 Augmentation (§4.2 "post processing": flip, contrast, random crop) is off unless asked for, as in the
 paper's ablation. Its randomness comes from a key given with the index (`dataset[(index, key)]`),
 so a resumed run draws exactly what an uninterrupted one would.
+
+`crop_width` (params `train.crop_width`) is not an augmentation but a training budget setting: each
+item is a random full-height window of that many columns, passed to the model at its own size (the
+transform does not scale it back up), so a step costs what the smaller image costs. Instances
+whose visible part leaves the window are dropped; the others are cut at the window's edges, as
+KINS cuts objects at the image's edges. Its draw has its own random stream, independent of the
+augmentation's.
 """
 
 from __future__ import annotations
@@ -38,10 +45,19 @@ class AugmentConfig:
     min_visible_area: int = 4  # px: instances less visible than this after a crop are dropped
 
 
+MIN_CROP_WIDTH = 32  # px: the FPN's coarsest level has stride 32
+WINDOW_STREAM = 1  # extra seed word: the training window's draws never repeat the augmentation's
+
+
 class AmodalDataset(Dataset):
     def __init__(self, prepared: str | Path, config: ModelConfig, features: str | Path | None = None,
-                 depth: str | Path | None = None, augment: AugmentConfig = AugmentConfig(), seed: int = 0) -> None:
+                 depth: str | Path | None = None, augment: AugmentConfig = AugmentConfig(), seed: int = 0,
+                 crop_width: int | None = None) -> None:
+        if crop_width is not None and (isinstance(crop_width, bool) or not isinstance(crop_width, int)
+                                       or crop_width < MIN_CROP_WIDTH):
+            raise ValueError(f"crop_width must be None or an integer >= {MIN_CROP_WIDTH}, got {crop_width!r}")
         self.store = PreparedStore(prepared)
+        self.crop_width = crop_width
         self.config = config
         self.augment = augment
         self.seed = seed
@@ -90,6 +106,13 @@ class AmodalDataset(Dataset):
         inst = self.store.instances(index)
         amodal, visible, labels = inst.amodal, inst.visible, inst.category.astype(np.int64)
         boxes = inst.amodal_box.astype(np.float32)
+        if self.crop_width is not None and image.shape[-1] > self.crop_width:
+            rng = np.random.default_rng([self.seed, key, index, WINDOW_STREAM])
+            left = int(rng.integers(0, image.shape[-1] - self.crop_width + 1))
+            image, amodal, visible, labels = crop_window(image, amodal, visible, labels, slice(None),
+                                                         slice(left, left + self.crop_width),
+                                                         self.augment.min_visible_area)
+            boxes = boxes_from_masks(amodal)
         if self.augment.enabled:
             rng = np.random.default_rng([self.seed, key, index])
             image, amodal, visible, labels = self._augment(rng, image, amodal, visible, labels)
@@ -110,11 +133,8 @@ class AmodalDataset(Dataset):
             ch = int(round(h * rng.uniform(aug.crop, 1.0)))
             cw = int(round(w * rng.uniform(aug.crop, 1.0)))
             top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-            window = (slice(top, top + ch), slice(left, left + cw))
-            image = image[:, window[0], window[1]]
-            amodal, visible = amodal[:, window[0], window[1]], visible[:, window[0], window[1]]
-            keep = (visible.sum(axis=(1, 2)) >= aug.min_visible_area) & amodal.any(axis=(1, 2))
-            amodal, visible, labels = amodal[keep], visible[keep], labels[keep]
+            image, amodal, visible, labels = crop_window(image, amodal, visible, labels, slice(top, top + ch),
+                                                         slice(left, left + cw), aug.min_visible_area)
         if rng.random() < aug.flip:
             image = image[:, :, ::-1].copy()
             amodal, visible = amodal[:, :, ::-1], visible[:, :, ::-1]
@@ -157,6 +177,15 @@ def compose_input(config: ModelConfig, rgb: np.ndarray | None, maps: dict[str, n
             raise ValueError("the occlusion-edge head and the 3D shape prior need depth")
         parts.append(np.log(np.maximum(np.asarray(depth, dtype=np.float32), 1e-3))[None])
     return np.concatenate(parts, axis=0)
+
+
+def crop_window(image: np.ndarray, amodal: np.ndarray, visible: np.ndarray, labels: np.ndarray, rows: slice,
+                columns: slice, min_visible_area: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A window of an image (C, h, w) and of its instances' masks (k, h, w); drops the instances with
+    fewer than `min_visible_area` visible pixels left in it."""
+    image, amodal, visible = image[:, rows, columns], amodal[:, rows, columns], visible[:, rows, columns]
+    keep = (visible.sum(axis=(1, 2)) >= min_visible_area) & amodal.any(axis=(1, 2))
+    return image, amodal[keep], visible[keep], labels[keep]
 
 
 def boxes_from_masks(masks: np.ndarray) -> np.ndarray:

@@ -54,6 +54,7 @@ class TrainConfig:
     decay_gamma: float = 0.1
     decay: str = "step"  # step (at decay_milestones) | cosine (to 0 at the last iteration)
     grad_clip: float = 10.0  # max gradient norm; 0 = off (initial norms ~200 from random weights)
+    crop_width: int | None = None  # px: train on random full-height windows this wide (AmodalDataset)
     checkpoint_every: int = 100
     log_every: int = 10
     num_workers: int = 1

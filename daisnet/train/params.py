@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from daisnet.data.prepared import PreparedStore
-from daisnet.data.torch_dataset import AugmentConfig
+from daisnet.data.torch_dataset import MIN_CROP_WIDTH, AugmentConfig
 from daisnet.errors import InputError
 from daisnet.model.config import ModelConfig, config_from_params
 from daisnet.train.loop import OPTIMIZERS, TrainConfig
@@ -40,6 +40,10 @@ def configs_from_params(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfi
         raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {train.optimizer!r}", path="params.yaml")
     if not isinstance(train.decay_norm_and_bias, bool):
         raise InputError(f"train.decay_norm_and_bias must be true or false, got {train.decay_norm_and_bias!r}",
+                         path="params.yaml")
+    width = train.crop_width
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < MIN_CROP_WIDTH):
+        raise InputError(f"train.crop_width must be null or an integer >= {MIN_CROP_WIDTH} (px), got {width!r}",
                          path="params.yaml")
     if train.decay not in DECAYS:
         raise InputError(f"train.decay must be one of {list(DECAYS)}, got {train.decay!r}", path="params.yaml")
