@@ -129,6 +129,13 @@ def test_bad_model_params_are_refused():
         ModelConfig(occlusion_edge="big").validate()
     with pytest.raises(InputError, match="empty"):
         ModelConfig(inputs=()).validate()
+    with pytest.raises(InputError, match=r"box_positive_fraction must be in \(0, 1\]"):
+        ModelConfig(box_positive_fraction=0.0).validate()
+
+
+def test_box_positive_fraction_reaches_the_roi_sampler():
+    model = build_daisnet(ModelConfig(inputs=("rgb",), box_positive_fraction=0.5, **TINY))
+    assert model.roi_heads.fg_bg_sampler.positive_fraction == 0.5
 
 
 def test_wrong_channel_count_is_a_clear_error():

@@ -49,6 +49,7 @@ class ModelConfig:
     rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000)  # (training, testing)
     rpn_post_nms_top_n: tuple[int, int] = (2000, 1000)
     box_batch_size_per_image: int = 512  # sampled RoIs per image for the box losses
+    box_positive_fraction: float = 0.25  # at most this share of them positive (Mask R-CNN: 0.25)
     mask_batch_size_per_image: int = 0  # positives per image for the mask losses; 0 = all (torchvision)
     occlusion_edge: str = "off"
     edge_head_width: int = 64
@@ -97,6 +98,8 @@ class ModelConfig:
             problems.append("model.anchor_scales must be a non-empty list of positive multiples of the anchor sizes")
         if self.fpn_channels < 8:
             problems.append("model.fpn_channels must be >= 8")
+        if not 0.0 < self.box_positive_fraction <= 1.0:
+            problems.append("model.box_positive_fraction must be in (0, 1]")
         if self.mask_batch_size_per_image < 0:
             problems.append("model.mask_batch_size_per_image must be >= 0 (0: every positive RoI)")
         if not isinstance(self.roi_sampling_ratio, int) or self.roi_sampling_ratio < 1:
