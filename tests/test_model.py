@@ -12,7 +12,7 @@ from torchvision.models import resnet18
 from daisnet.errors import InputError
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.model.backbone import widen_first_conv
-from daisnet.model.config import INPUT_KINDS, backbone_channels
+from daisnet.model.config import INPUT_KINDS, backbone_channels, config_from_params
 from daisnet.model.occlusion_edge import normalize_roi_depth, occlusion_edge_target
 
 H, W = 64, 96
@@ -131,6 +131,10 @@ def test_bad_model_params_are_refused():
         ModelConfig(inputs=()).validate()
     with pytest.raises(InputError, match=r"box_positive_fraction must be in \(0, 1\]"):
         ModelConfig(box_positive_fraction=0.0).validate()
+    with pytest.raises(InputError, match=r"rpn_pre_nms_top_n must be \[training, testing\]"):
+        config_from_params({"rpn_pre_nms_top_n": 1000}, regional_channels=4)
+    with pytest.raises(InputError, match="box_positive_fraction"):
+        config_from_params({"box_positive_fraction": "half"}, regional_channels=4)
 
 
 def test_box_positive_fraction_reaches_the_roi_sampler():

@@ -49,12 +49,16 @@ MIN_CROP_WIDTH = 32  # px: the FPN's coarsest level has stride 32
 WINDOW_STREAM = 1  # extra seed word: the training window's draws never repeat the augmentation's
 
 
+def is_crop_width(value: object) -> bool:
+    """A valid training window width: None (whole images) or whole pixels >= MIN_CROP_WIDTH."""
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= MIN_CROP_WIDTH)
+
+
 class AmodalDataset(Dataset):
     def __init__(self, prepared: str | Path, config: ModelConfig, features: str | Path | None = None,
                  depth: str | Path | None = None, augment: AugmentConfig = AugmentConfig(), seed: int = 0,
                  crop_width: int | None = None) -> None:
-        if crop_width is not None and (isinstance(crop_width, bool) or not isinstance(crop_width, int)
-                                       or crop_width < MIN_CROP_WIDTH):
+        if not is_crop_width(crop_width):
             raise ValueError(f"crop_width must be None or an integer >= {MIN_CROP_WIDTH}, got {crop_width!r}")
         self.store = PreparedStore(prepared)
         self.crop_width = crop_width

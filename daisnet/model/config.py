@@ -98,8 +98,13 @@ class ModelConfig:
             problems.append("model.anchor_scales must be a non-empty list of positive multiples of the anchor sizes")
         if self.fpn_channels < 8:
             problems.append("model.fpn_channels must be >= 8")
-        if not 0.0 < self.box_positive_fraction <= 1.0:
-            problems.append("model.box_positive_fraction must be in (0, 1]")
+        fraction = self.box_positive_fraction
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+            problems.append(f"model.box_positive_fraction must be in (0, 1], got {fraction!r}")
+        for name in ("rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
+            counts = getattr(self, name)
+            if len(counts) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
+                problems.append(f"model.{name} must be [training, testing], two whole numbers >= 1, got {list(counts)}")
         if self.mask_batch_size_per_image < 0:
             problems.append("model.mask_batch_size_per_image must be >= 0 (0: every positive RoI)")
         if not isinstance(self.roi_sampling_ratio, int) or self.roi_sampling_ratio < 1:

@@ -96,7 +96,8 @@ class DAISNet(GeneralizedRCNN):
         roi_heads = AmodalRoIHeads(
             box_pool, TwoMLPHead(out * 7 * 7, config.representation_size),
             FastRCNNPredictor(config.representation_size, k),
-            0.5, 0.5, config.box_batch_size_per_image, config.box_positive_fraction, None, config.box_score_thresh, 0.5, config.box_detections_per_img,
+            0.5, 0.5, config.box_batch_size_per_image, config.box_positive_fraction, None, config.box_score_thresh,
+            0.5, config.box_detections_per_img,
             mask_roi_pool=mask_pool, mask_head=mask_head(), mask_predictor=MaskRCNNPredictor(width, width, mask_classes),
             visible_head=mask_head(), visible_predictor=MaskRCNNPredictor(width, width, mask_classes),
             edge_head=edge_head, refinement=refinement, edge_sigma=config.edge_sigma,

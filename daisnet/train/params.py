@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from daisnet.data.prepared import PreparedStore
-from daisnet.data.torch_dataset import MIN_CROP_WIDTH, AugmentConfig
+from daisnet.data.torch_dataset import MIN_CROP_WIDTH, AugmentConfig, is_crop_width
 from daisnet.errors import InputError
 from daisnet.model.config import ModelConfig, config_from_params
 from daisnet.train.loop import OPTIMIZERS, TrainConfig
@@ -41,10 +41,9 @@ def configs_from_params(params: dict[str, Any]) -> tuple[ModelConfig, TrainConfi
     if not isinstance(train.decay_norm_and_bias, bool):
         raise InputError(f"train.decay_norm_and_bias must be true or false, got {train.decay_norm_and_bias!r}",
                          path="params.yaml")
-    width = train.crop_width
-    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < MIN_CROP_WIDTH):
-        raise InputError(f"train.crop_width must be null or an integer >= {MIN_CROP_WIDTH} (px), got {width!r}",
-                         path="params.yaml")
+    if not is_crop_width(train.crop_width):
+        raise InputError(f"train.crop_width must be null or an integer >= {MIN_CROP_WIDTH} (px), "
+                         f"got {train.crop_width!r}", path="params.yaml")
     if train.decay not in DECAYS:
         raise InputError(f"train.decay must be one of {list(DECAYS)}, got {train.decay!r}", path="params.yaml")
     return model, train, augment
