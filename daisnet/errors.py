@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+
+def is_int(value: object) -> bool:
+    """A whole number as JSON or YAML gives it (a bool is not one, though Python says it is an int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """A finite int or float, bools excluded."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class InputError(Exception):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Literal
 
-from daisnet.errors import InputError
+from daisnet.errors import InputError, is_int, is_number
 
 Release = Literal["2019", "2020"]
 Segmentation = list | dict  # polygons [[x0, y0, x1, y1, ...], ...] or an RLE dict
@@ -145,22 +145,14 @@ def detect_release(annotations: list, categories: dict[int, str], path: Path) ->
 
 def _annotation_name(entry: dict, index: int) -> str:
     ann_id = entry.get("id") if isinstance(entry, dict) else None
-    return f"annotation {ann_id}" if _is_int(ann_id) else f"annotation #{index}"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return f"annotation {ann_id}" if is_int(ann_id) else f"annotation #{index}"
 
 
 def _categories(entries: list, path: Path) -> dict[int, str]:
     categories: dict[int, str] = {}
     for index, entry in enumerate(entries):
         record = f"category #{index}"
-        if not isinstance(entry, dict) or not _is_int(entry.get("id")) or not isinstance(entry.get("name"), str):
+        if not isinstance(entry, dict) or not is_int(entry.get("id")) or not isinstance(entry.get("name"), str):
             raise InputError("a category needs an integer 'id' and a string 'name'", path=path, record=record)
         if entry["id"] in categories:
             raise InputError("duplicate category id", path=path, record=f"category {entry['id']}")
@@ -185,14 +177,14 @@ def safe_relative_path(file_name: Any) -> str | None:
 def _image(entry: Any, index: int, path: Path) -> ImageRecord:
     if not isinstance(entry, dict):
         raise InputError(f"expected an object, found {type(entry).__name__}", path=path, record=f"image #{index}")
-    record = f"image {entry['id']}" if _is_int(entry.get("id")) else f"image #{index}"
+    record = f"image {entry['id']}" if is_int(entry.get("id")) else f"image #{index}"
     for key in ("id", "file_name", "height", "width"):
         if key not in entry:
             raise InputError(f"missing key {key!r}", path=path, record=record)
-    if not _is_int(entry["id"]):
+    if not is_int(entry["id"]):
         raise InputError(f"id must be an integer, found {entry['id']!r}", path=path, record=record)
     for key in ("height", "width"):
-        if not _is_int(entry[key]) or not 0 < entry[key] <= 65535:
+        if not is_int(entry[key]) or not 0 < entry[key] <= 65535:
             raise InputError(f"{key} must be a positive integer, found {entry[key]!r}", path=path, record=record)
     problem = safe_relative_path(entry["file_name"])
     if problem:
@@ -215,12 +207,12 @@ def _instance(entry: Any, index: int, release: Release, categories: dict[int, st
     for key in ("id", "image_id", "category_id", *keys.values()):
         if key not in entry:
             raise InputError(f"missing key {key!r} (KINS-{release} annotation)", path=path, record=record)
-    if not _is_int(entry["id"]):
+    if not is_int(entry["id"]):
         raise InputError(f"id must be an integer, found {entry['id']!r}", path=path, record=record)
-    image = images.get(entry["image_id"]) if _is_int(entry["image_id"]) else None
+    image = images.get(entry["image_id"]) if is_int(entry["image_id"]) else None
     if image is None:
         raise InputError(f"image_id {entry['image_id']!r} is not in 'images'", path=path, record=record)
-    if not _is_int(entry["category_id"]) or entry["category_id"] not in categories:
+    if not is_int(entry["category_id"]) or entry["category_id"] not in categories:
         raise InputError(f"unknown category_id {entry['category_id']!r} (known: {sorted(categories)})",
                          path=path, record=record)
     iscrowd = entry.get("iscrowd", 0)  # absent from the 2020 release: pycocotools' default
@@ -232,7 +224,7 @@ def _instance(entry: Any, index: int, release: Release, categories: dict[int, st
     order = {}
     for key in ("oco_id", "ico_id"):
         value = entry.get(key, -1)
-        if release == "2020" and key in entry and (not _is_int(value) or value < 0):
+        if release == "2020" and key in entry and (not is_int(value) or value < 0):
             raise InputError(f"{key} must be a non-negative integer, found {value!r}", path=path, record=record)
         order[key] = value if release == "2020" and key in entry else -1
     return InstanceRecord(
@@ -244,7 +236,7 @@ def _instance(entry: Any, index: int, release: Release, categories: dict[int, st
 
 
 def _check_box(box: Any, key: str, path: Path, record: str) -> tuple[float, float, float, float]:
-    if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+    if not isinstance(box, list) or len(box) != 4 or not all(is_number(v) for v in box):
         raise InputError(f"{key} must be 4 finite numbers [x, y, w, h], found {box!r}", path=path, record=record)
     if box[2] < 0 or box[3] < 0:
         raise InputError(f"{key} has a negative width or height: {box}", path=path, record=record)
@@ -256,13 +248,13 @@ def _check_segmentation(segm: Any, key: str, image: ImageRecord, path: Path, rec
     h, w = image.height, image.width
     if isinstance(segm, dict):
         size, counts = segm.get("size"), segm.get("counts")
-        if not (isinstance(size, list) and len(size) == 2 and all(_is_int(v) for v in size)):
+        if not (isinstance(size, list) and len(size) == 2 and all(is_int(v) for v in size)):
             raise InputError(f"{key}: RLE needs 'size' [height, width], found {size!r}", path=path, record=record)
         if size != [h, w]:
             raise InputError(f"{key}: RLE size {size} differs from the image size [{h}, {w}] "
                              f"(image {image.id})", path=path, record=record)
         if isinstance(counts, list):
-            if not all(_is_int(v) and v >= 0 for v in counts) or sum(counts) != h * w:
+            if not all(is_int(v) and v >= 0 for v in counts) or sum(counts) != h * w:
                 raise InputError(f"{key}: uncompressed RLE counts must be non-negative integers summing to "
                                  f"{h} * {w} = {h * w}", path=path, record=record)
         elif isinstance(counts, str):

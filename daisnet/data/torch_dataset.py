@@ -28,7 +28,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from daisnet.data.prepared import PreparedStore, crop_row
-from daisnet.errors import InputError
+from daisnet.errors import InputError, is_int
 from daisnet.model.config import ModelConfig, channel_counts
 
 FEATURE_ARRAYS = {"depth": "regional", "depth_raw": "log_depth", "normal": "normals"}
@@ -51,7 +51,7 @@ WINDOW_STREAM = 1  # extra seed word: the training window's draws never repeat t
 
 def is_crop_width(value: object) -> bool:
     """A valid training window width: None (whole images) or whole pixels >= MIN_CROP_WIDTH."""
-    return value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= MIN_CROP_WIDTH)
+    return value is None or (is_int(value) and value >= MIN_CROP_WIDTH)
 
 
 class AmodalDataset(Dataset):
@@ -109,18 +109,18 @@ class AmodalDataset(Dataset):
         image = self.channels(index)
         inst = self.store.instances(index)
         amodal, visible, labels = inst.amodal, inst.visible, inst.category.astype(np.int64)
-        boxes = inst.amodal_box.astype(np.float32)
-        if self.crop_width is not None and image.shape[-1] > self.crop_width:
+        windowed = self.crop_width is not None and image.shape[-1] > self.crop_width
+        if windowed:
             rng = np.random.default_rng([self.seed, key, index, WINDOW_STREAM])
             left = int(rng.integers(0, image.shape[-1] - self.crop_width + 1))
             image, amodal, visible, labels = crop_window(image, amodal, visible, labels, slice(None),
                                                          slice(left, left + self.crop_width),
                                                          self.augment.min_visible_area)
-            boxes = boxes_from_masks(amodal)
         if self.augment.enabled:
             rng = np.random.default_rng([self.seed, key, index])
             image, amodal, visible, labels = self._augment(rng, image, amodal, visible, labels)
-            boxes = boxes_from_masks(amodal)
+        # A cut or flipped mask has a new box; an untouched one keeps the store's.
+        boxes = boxes_from_masks(amodal) if windowed or self.augment.enabled else inst.amodal_box.astype(np.float32)
         target = {
             "boxes": torch.from_numpy(np.ascontiguousarray(boxes)).reshape(-1, 4),
             "labels": torch.from_numpy(np.ascontiguousarray(labels)),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from daisnet.errors import InputError
+from daisnet.errors import InputError, is_int, is_number
 
 INPUT_KINDS = ("rgb", "depth", "depth_raw", "normal")
 EDGE_MODES = ("off", "fcn", "mask_head", "conv1x1")
@@ -99,11 +99,11 @@ class ModelConfig:
         if self.fpn_channels < 8:
             problems.append("model.fpn_channels must be >= 8")
         fraction = self.box_positive_fraction
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+        if not is_number(fraction) or not 0.0 < fraction <= 1.0:
             problems.append(f"model.box_positive_fraction must be in (0, 1], got {fraction!r}")
         for name in ("rpn_pre_nms_top_n", "rpn_post_nms_top_n"):
             counts = getattr(self, name)
-            if len(counts) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
+            if len(counts) != 2 or not all(is_int(n) and n >= 1 for n in counts):
                 problems.append(f"model.{name} must be [training, testing], two whole numbers >= 1, got {list(counts)}")
         if self.mask_batch_size_per_image < 0:
             problems.append("model.mask_batch_size_per_image must be >= 0 (0: every positive RoI)")
