@@ -51,7 +51,7 @@ from daisnet.data.prepared import (
     write_small,
 )
 from daisnet.data.shards import ShardWriter
-from daisnet.errors import InputError
+from daisnet.errors import InputError, is_int
 
 DEPTH_PNG_SCALE = 256.0  # KITTI convention: uint16 PNG = metres x 256
 SKIP_RULES = ("crowd", "empty_amodal", "empty_visible")
@@ -70,7 +70,7 @@ class RasterizeConfig:
     def validate(self) -> None:
         for name, value in asdict(self).items():
             minimum = 0 if name == "workers" else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            if not is_int(value) or value < minimum:
                 raise InputError(f"rasterize.{name} must be an integer >= {minimum}, found {value!r}",
                                  path="rasterize params")
 

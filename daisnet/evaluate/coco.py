@@ -20,7 +20,6 @@ line naming the file and the record, anything pycocotools would choke on or sile
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from pycocotools import mask as mask_utils
 
 from daisnet.data.prepared import PreparedStore
 from daisnet.data.rle import decode_counts
-from daisnet.errors import InputError
+from daisnet.errors import InputError, is_int, is_number
 
 KINDS = ("amodal", "visible")
 MASK_THRESHOLD = 0.5  # a pixel belongs to the predicted mask when its probability is > 0.5
@@ -174,14 +173,14 @@ def check_result(record: Any, images: Mapping[int, tuple[int, int]], categories:
     if missing:
         return f"missing {missing}"
     image_id, category = record["image_id"], record["category_id"]
-    if not isinstance(image_id, int) or isinstance(image_id, bool):
+    if not is_int(image_id):
         return f"image_id {image_id!r} is not an integer"
     if image_id not in images:
         return f"image_id {image_id} is not an image of the split"
     if not isinstance(category, int) or category not in categories:
         return f"category_id {category!r} is not a category of the split {sorted(categories)}"
     score = record["score"]
-    if not isinstance(score, (int, float)) or isinstance(score, bool) or not math.isfinite(score):
+    if not is_number(score):
         return f"score {score!r} is not a finite number"
     occlusion = record.get("occlusion", 0.0)
     if not isinstance(occlusion, (int, float)) or not 0.0 <= occlusion <= 1.0:
