@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -124,6 +125,30 @@ def test_norms_and_biases_escape_weight_decay_when_asked(optimizer):
         for p, old in zip(params, before):
             moved = not torch.equal(p.detach(), old)
             assert moved == (decay_all or p.ndim > 1), (p.shape, decay_all)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_fused_optimizer_on_cpu_makes_the_per_tensor_update(optimizer):
+    """The loop's optimizer takes torch's fused kernels on the CPU; they follow the same rule
+    (groups, decay, momentum) as the per-tensor loop, to float rounding."""
+    torch.manual_seed(0)
+    layers = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Linear(3, 4))
+    twin = copy.deepcopy(layers)
+    initial = [p.detach().clone() for p in layers.parameters()]
+    config = TrainConfig(optimizer=optimizer, lr=0.05, weight_decay=0.1, decay_norm_and_bias=False)
+    fused = build_optimizer(list(layers.parameters()), config)
+    plain = build_optimizer(list(twin.parameters()), config, fused=False)
+    assert fused.defaults["fused"] and not plain.defaults["fused"]
+    for step in range(3):
+        for params in (list(layers.parameters()), list(twin.parameters())):
+            generator = torch.Generator().manual_seed(step)
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator)
+        fused.step()
+        plain.step()
+    for a, b, start in zip(layers.parameters(), twin.parameters(), initial):
+        assert not torch.equal(a.detach(), start)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_sampler_splits_global_batches_across_ranks_and_epochs():

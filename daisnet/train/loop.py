@@ -246,13 +246,21 @@ def parameter_groups(params: list[torch.nn.Parameter], config: TrainConfig) -> l
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
 
 
-def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper, §4.2) or AdamW (`train.optimizer`); lr is set per iteration."""
+def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig,
+                    fused: bool | None = None) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper, §4.2) or AdamW (`train.optimizer`); lr is set per iteration.
+
+    `fused=None` uses torch's fused kernels wherever they exist (CPU, CUDA): on the CPU torch's
+    default updates one tensor at a time, and AdamW's step then costs ~4x more (~30 ms of a ~700 ms
+    step; benchmarks/bench_optimizer.py, docs/performance.md).
+    """
     groups = parameter_groups(params, config)
+    if fused is None:
+        fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, fused=fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999))
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999), fused=fused)
     raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {config.optimizer!r}", path="params.yaml")
 
 
