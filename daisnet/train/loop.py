@@ -251,8 +251,8 @@ def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig,
     """SGD with momentum (the paper, §4.2) or AdamW (`train.optimizer`); lr is set per iteration.
 
     `fused=None` uses torch's fused kernels wherever they exist (CPU, CUDA): on the CPU torch's
-    default updates one tensor at a time, and AdamW's step then costs ~4x more (~30 ms of a ~700 ms
-    step; benchmarks/bench_optimizer.py, docs/performance.md).
+    default updates one tensor at a time, and AdamW's step then costs ~6x more (~60 ms of a
+    0.7-0.85 s default step; benchmarks/bench_optimizer.py, docs/performance.md).
     """
     groups = parameter_groups(params, config)
     if fused is None:
