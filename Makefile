@@ -38,7 +38,7 @@ test-all: setup
 # After `make repro`: the data stages reproduce the committed dvc.lock byte for byte and the
 # amodal AP is within tolerance of the committed one (what .ci/run checks on a clean clone).
 check-repro: setup
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m daisnet.reproducibility
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python .ci/check_reproduced.py
 
 bench: setup
 	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done

@@ -41,15 +41,28 @@ class InputError(Exception):
         return f"{prefix}: {self.problem}" if prefix else self.problem
 
 
+class TrainingDiverged(RuntimeError):
+    """A training loss turned non-finite: the message names the iteration, the term and what to change.
+
+    Not the user's input, but reported the same way (one line, no traceback): the fix is a param.
+    """
+
+
 def _rebuild_input_error(problem: str, path: object, record: object) -> InputError:
     return InputError(problem, path=path, record=record)
 
 
 @contextmanager
 def exit_on_input_error() -> Iterator[None]:
-    """A stage's (or a training process's) InputError: one `error: ...` line on stderr, exit 2."""
+    """A stage's (or a training process's) InputError: one `error: ...` line on stderr, exit 2.
+
+    A diverged training run: one line too, exit 1 (the input was valid; the settings were not).
+    """
     try:
         yield
     except InputError as exc:
         print(f"error: {exc.message()}", file=sys.stderr)
         sys.exit(2)
+    except TrainingDiverged as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

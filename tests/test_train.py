@@ -16,7 +16,8 @@ from daisnet.data.torch_dataset import AmodalDataset, AugmentConfig
 from daisnet.errors import InputError
 from daisnet.model import ModelConfig
 from daisnet.train import checkpoint
-from daisnet.train.loop import IterationSampler, TrainConfig, TrainingDiverged, build_optimizer, train
+from daisnet.errors import TrainingDiverged
+from daisnet.train.loop import IterationSampler, TrainConfig, build_optimizer, train
 from daisnet.train.params import configs_from_params
 from daisnet.train.schedule import learning_rate, smooth_warmup
 

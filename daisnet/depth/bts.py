@@ -49,6 +49,10 @@ class BtsConfig:
     # Resolution the network works at, relative to the image (CPU profiles train and predict at 0.5);
     # `predict_depth` resizes to it and back. 1.0 for the official models.
     input_scale: float = 1.0
+    # Floor of the local planar guidance's ray-plane denominator (`LocalPlanarGuidance`): None as
+    # released (official checkpoints); our training sets it so that no plane seen edge-on can
+    # produce an unbounded depth.
+    plane_min_denominator: float | None = None
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -57,6 +61,8 @@ class BtsConfig:
             raise ValueError(f"max_depth must be positive, got {self.max_depth}")
         if not 0 < self.input_scale <= 1:
             raise ValueError(f"input_scale must be in (0, 1], got {self.input_scale}")
+        if self.plane_min_denominator is not None and not 0 < self.plane_min_denominator <= 1:
+            raise ValueError(f"plane_min_denominator must be in (0, 1], got {self.plane_min_denominator}")
         if self.num_features is None:
             object.__setattr__(self, "num_features", DEFAULT_NUM_FEATURES[self.encoder])
 
@@ -72,7 +78,8 @@ class BtsModel(nn.Module):
         self.config = config if config is not None else BtsConfig(**kwargs)  # type: ignore[arg-type]
         c = self.config
         self.encoder = BtsEncoder(c.encoder)
-        self.decoder = BtsDecoder(self.encoder.skip_channels, c.max_depth, c.num_features, c.bn_momentum)
+        self.decoder = BtsDecoder(self.encoder.skip_channels, c.max_depth, c.num_features, c.bn_momentum,
+                                  c.plane_min_denominator)
 
     def forward(self, x: torch.Tensor, focal: torch.Tensor | None = None) -> torch.Tensor:
         if x.shape[-1] % 32 or x.shape[-2] % 32:

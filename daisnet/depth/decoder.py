@@ -111,11 +111,19 @@ class LocalPlanarGuidance(nn.Module):
     Every coarse cell covers upratio x upratio output pixels with normalized in-cell coordinates
     (u, v) in (-1/2, 1/2), centred on the cell; the depth there is n4 / (n1 u + n2 v + n3), the
     ray-plane intersection of the local plane. No parameters.
+
+    `min_denominator`: with the polar angle up to pi/3, n1 u + n2 v + n3 reaches zero and turns
+    negative in the corners of an 8 x 8 cell (cos t = 0.619 sin t at t = 1.017 rad): a plane seen
+    edge-on, or from behind. The official release divides anyway; the unbounded "depth" (seen:
+    -7e5 m after 40 steps from random weights) saturates the final sigmoid to exactly 0 and the
+    training loss's log to -inf. A floor (ours: 0.1, depth <= 10 x max_depth) keeps the planes
+    that face the camera exact and bounds the rest; None divides as released (official weights).
     """
 
-    def __init__(self, upratio: int) -> None:
+    def __init__(self, upratio: int, min_denominator: float | None = None) -> None:
         super().__init__()
         self.upratio = upratio
+        self.min_denominator = min_denominator
 
     def forward(self, plane: torch.Tensor) -> torch.Tensor:
         r = self.upratio
@@ -125,7 +133,10 @@ class LocalPlanarGuidance(nn.Module):
         offsets = (torch.arange(r, device=plane.device, dtype=plane.dtype) - (r - 1) / 2) / r
         u = offsets.repeat(w)  # along the width: broadcasts over (B, H, W)
         v = offsets.repeat(h)[:, None]  # along the height
-        return n4 / (n1 * u + n2 * v + n3)
+        denominator = n1 * u + n2 * v + n3
+        if self.min_denominator is not None:
+            denominator = denominator.clamp_min(self.min_denominator)
+        return n4 / denominator
 
 
 def _plane_eq(reduced: torch.Tensor) -> torch.Tensor:
@@ -146,6 +157,7 @@ class BtsDecoder(nn.Module):
         max_depth: float,
         num_features: int = 512,
         bn_momentum: float = 0.01,
+        plane_min_denominator: float | None = None,
     ) -> None:
         super().__init__()
         if num_features % 32:
@@ -176,19 +188,19 @@ class BtsDecoder(nn.Module):
         self.daspp_24 = AtrousBranch(dense_in + 4 * q, q, 24, first_bn=True, bn_momentum=bn_momentum)
         self.daspp_conv = _conv_elu(f // 2 + 5 * q, q)
         self.reduc8x8 = Reduction(q, q, max_depth)
-        self.lpg8x8 = LocalPlanarGuidance(8)
+        self.lpg8x8 = LocalPlanarGuidance(8, plane_min_denominator)
         # 1/8 -> 1/4
         self.upconv3 = UpConv(q, q)
         self.bn3 = bn(q)
         self.conv3 = _conv_elu(q + c1 + 1, q)
         self.reduc4x4 = Reduction(q, f // 8, max_depth)
-        self.lpg4x4 = LocalPlanarGuidance(4)
+        self.lpg4x4 = LocalPlanarGuidance(4, plane_min_denominator)
         # 1/4 -> 1/2
         self.upconv2 = UpConv(q, f // 8)
         self.bn2 = bn(f // 8)
         self.conv2 = _conv_elu(f // 8 + c0 + 1, f // 8)
         self.reduc2x2 = Reduction(f // 8, f // 16, max_depth)
-        self.lpg2x2 = LocalPlanarGuidance(2)
+        self.lpg2x2 = LocalPlanarGuidance(2, plane_min_denominator)
         # 1/2 -> 1
         self.upconv1 = UpConv(f // 8, f // 16)
         self.reduc1x1 = Reduction(f // 16, f // 32, max_depth, is_final=True)

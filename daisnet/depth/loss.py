@@ -16,17 +16,20 @@ def silog_loss(
     valid: torch.Tensor,
     variance_focus: float = 0.85,
     scale: float = 10.0,
+    min_pred: float = 1e-6,
 ) -> torch.Tensor:
     """Scale-invariant log loss over the pixels where `valid` is true (any matching shapes).
 
-    `pred` must be positive where valid (BTS's sigmoid head guarantees it); a batch with no valid
-    pixel has no depth to learn from and is an error rather than a silent NaN.
+    `pred` is floored at `min_pred` before the log: BTS's sigmoid head can round to exactly 0 in
+    float32 (a logit below about -104), and log(0) would make the whole batch's loss NaN. Such a
+    pixel has no gradient through the sigmoid anyway, so the floor changes no update. A batch with
+    no valid pixel has no depth to learn from and is an error rather than a silent NaN.
     """
     if pred.shape != target.shape or pred.shape != valid.shape:
         raise ValueError(f"shapes differ: pred {tuple(pred.shape)}, target {tuple(target.shape)}, "
                          f"valid {tuple(valid.shape)}")
     if not bool(valid.any()):
         raise ValueError("no valid depth pixel in the batch")
-    g = torch.log(pred[valid]) - torch.log(target[valid])
+    g = torch.log(pred[valid].clamp_min(min_pred)) - torch.log(target[valid])
     # clamp: rounding can make the variance a hair negative when every g is equal
     return scale * torch.sqrt(torch.clamp((g**2).mean() - variance_focus * g.mean() ** 2, min=1e-12))

@@ -37,7 +37,7 @@ from daisnet.depth.checkpoint import save_bts
 from daisnet.depth.infer import predict_depth, resolve_device
 from daisnet.depth.loss import silog_loss
 from daisnet.depth.metrics import DepthMetrics, PixelMean, valid_mask
-from daisnet.errors import InputError
+from daisnet.errors import InputError, TrainingDiverged
 from daisnet.stores import canvas_mask, image_sizes, open_store, require_array
 
 MIN_DEPTH = 1e-3
@@ -54,7 +54,10 @@ class DepthTrainConfig:
     batch_size: int = 4
     lr: float = 1e-3
     end_lr_factor: float = 0.1
-    warmup: int = 20
+    warmup: int = 50  # iterations of linear lr warm-up: AdamW's first steps from random weights are the largest
+    # Floor of the plane guidance's denominator (`LocalPlanarGuidance`): without it a plane seen
+    # edge-on gives an unbounded depth and, at lr 0.002, NaN within 40 steps (docs/depth.md).
+    plane_min_denominator: float | None = 0.1
     weight_decay: float = 1e-2
     bn_momentum: float = 0.1
     input_scale: float = 1.0
@@ -219,12 +222,15 @@ def train_bts(
     config: DepthTrainConfig,
     *,
     progress: bool = False,
-    log: Any = print,
+    log: Any = None,
 ) -> dict[str, Any]:
     """Train BTS on `train_path`'s ground-truth depth; write the checkpoint and val metrics (JSON).
 
     Returns the metrics dict: `val` (the network), `baseline` (per-pixel train mean), timings.
     """
+    if log is None:  # flushed: DVC and CI read the lines through a pipe
+        def log(line: str) -> None:
+            print(line, flush=True)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -235,7 +241,8 @@ def train_bts(
         train.sizes[:, 1].max())
     model = BtsModel(BtsConfig(encoder=config.encoder, max_depth=config.max_depth, num_features=config.num_features,
                                focal_reference=focal_ref, bn_momentum=config.bn_momentum,
-                               input_scale=config.input_scale))
+                               input_scale=config.input_scale,
+                               plane_min_denominator=config.plane_min_denominator))
     try:
         device = resolve_device(config.device)
     except ValueError as exc:
@@ -263,15 +270,18 @@ def train_bts(
         pred = model(img, focal)
         loss = silog_loss(pred, dep, valid)
         if not torch.isfinite(loss):
-            raise RuntimeError(f"train_depth: loss is {loss.item()} at iteration {step}: lower depth.train.lr")
+            raise TrainingDiverged(f"train_depth: silog loss is {loss.item()} at iteration {step + 1}; nothing was "
+                                   "written. Lower depth.train.lr or lengthen depth.train.warmup.")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)  # the first steps from random weights spike
         opt.step()
         running.append(loss.item())
-        if (step + 1) % config.log_every == 0 or step + 1 == config.iterations:
-            log(f"iteration {step + 1}/{config.iterations}: silog loss {np.mean(running):.3f} "
-                f"({(time.perf_counter() - t0) / (step + 1):.2f} s/it)")
+        if not progress and ((step + 1) % config.log_every == 0 or step + 1 == config.iterations):
+            per_step = (time.perf_counter() - t0) / (step + 1)
+            log(f"train_depth: iteration {step + 1}/{config.iterations}  silog loss {np.mean(running):.3f}  "
+                f"lr {_lr_at(step, config):.2e}  {per_step:.2f} s/it  "
+                f"{config.batch_size / per_step:.1f} images/s  ETA {per_step * (config.iterations - step - 1):.0f} s")
             running = []
     train_seconds = time.perf_counter() - t0
 

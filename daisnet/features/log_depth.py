@@ -13,8 +13,14 @@ import numpy as np
 
 
 def log_depth(depth: np.ndarray) -> np.ndarray:
-    """Eq. 3: `d_l = log10(d)`, depth in metres (must be > 0), as float32."""
-    return np.log10(depth, dtype=np.float32)
+    """Eq. 3: `d_l = log10(d)`, depth in metres (must be > 0), as float32.
+
+    Computed in float64 and rounded once: numpy's float32 log10 kernels differ by CPU (AVX-512 vs
+    the x86-64 baseline) in the last bit, and float16 storage turned that into different bytes for
+    0.04% of the pixels. float64's last-bit differences reach float32 only at a rounding tie
+    (about 1 value in 5e8). tests/test_data_bytes.py checks the bytes under both kernel sets.
+    """
+    return np.log10(np.asarray(depth, dtype=np.float64)).astype(np.float32)
 
 
 def z_normalize(x: np.ndarray, mean: float, std: float) -> np.ndarray:

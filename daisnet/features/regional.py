@@ -51,6 +51,7 @@ def regional_maps(depth: np.ndarray, step: float = 3.0, offsets: int = 4, floor:
     else:
         # x - soft_floor(x), written directly: identical, and free of the cancellation of
         # subtracting two large numbers at far depths.
-        two_pi = x.dtype.type(2.0 * np.pi)
-        maps = np.sin(two_pi * x) / two_pi
+        # In float64, rounded once: float32 sin kernels differ by CPU in the last bit (see log_depth).
+        x64 = x.astype(np.float64)
+        maps = np.sin((2.0 * np.pi) * x64) / (2.0 * np.pi)
     return maps.astype(np.float32)

@@ -25,7 +25,6 @@ import torch
 import torch.multiprocessing as mp
 
 from daisnet.errors import exit_on_input_error
-from daisnet.train.loop import TrainingDiverged
 
 
 def free_port() -> int:
@@ -43,12 +42,8 @@ def _worker(rank: int, entry: Callable[..., Any], args: tuple, processes: int, p
     os.environ.update({"RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(processes),
                        "LOCAL_WORLD_SIZE": str(processes), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
     torch.set_num_threads(threads_per_process(processes))
-    try:
-        with exit_on_input_error():
-            entry(*args)
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    with exit_on_input_error():  # a bad input or a diverged run: one line, non-zero exit
+        entry(*args)
 
 
 def launch(entry: Callable[..., Any], args: tuple, processes: int) -> None:

@@ -24,16 +24,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from daisnet.data.torch_dataset import AmodalDataset, collate
-from daisnet.errors import InputError
+from daisnet.errors import InputError, TrainingDiverged
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.train import checkpoint
 from daisnet.train.schedule import learning_rate
 
 OPTIMIZERS = ("sgd", "adamw")
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss term turned non-finite (the paper's random-weight runs did, §4.2)."""
 
 
 @dataclass(frozen=True)

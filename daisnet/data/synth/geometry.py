@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from daisnet.data.synth.vec import dot, matmul
+
 EPS = 1e-6
 
 
@@ -33,12 +35,12 @@ class Box:
 
     def corners(self) -> np.ndarray:
         signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-        return (signs * np.asarray(self.half)) @ _yaw_matrix(self.yaw).T + np.asarray(self.center)
+        return matmul(signs * np.asarray(self.half), _yaw_matrix(self.yaw).T) + np.asarray(self.center)
 
     def intersect(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rot = _yaw_matrix(self.yaw)
-        o_local = rot.T @ (o - np.asarray(self.center))
-        d_local = d @ rot  # == (rot.T @ d.T).T
+        o_local = matmul(o - np.asarray(self.center), rot)  # rot.T @ (o - c)
+        d_local = matmul(d, rot)  # == (rot.T @ d.T).T
         half = np.asarray(self.half)
         with np.errstate(divide="ignore", invalid="ignore"):
             inv = 1.0 / d_local
@@ -56,7 +58,7 @@ class Box:
         normal_local = np.zeros_like(d_local)
         picked = np.take_along_axis(d_local, axis[..., None], axis=-1)[..., 0]
         np.put_along_axis(normal_local, axis[..., None], -np.sign(picked)[..., None], axis=-1)
-        return t, normal_local @ rot.T
+        return t, matmul(normal_local, rot.T)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ class Cylinder:
 
     def intersect(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rot = _yaw_matrix(self.yaw)
-        ol = rot.T @ (o - np.asarray(self.center))
-        dl = d @ rot
+        ol = matmul(o - np.asarray(self.center), rot)  # rot.T @ (o - c)
+        dl = matmul(d, rot)
         r, hw = self.radius, self.half_width
         # Side: (oy + t dy)^2 + (oz + t dz)^2 = r^2.
         a = dl[..., 1] ** 2 + dl[..., 2] ** 2
@@ -100,7 +102,7 @@ class Cylinder:
         normal_local[..., 1] = np.where(on_side, (ol[1] + ts * dl[..., 1]) / r, 0.0)
         normal_local[..., 2] = np.where(on_side, (ol[2] + ts * dl[..., 2]) / r, 0.0)
         normal_local[..., 0] = np.where(on_side, 0.0, np.sign(cap_plane))
-        return t, normal_local @ rot.T
+        return t, matmul(normal_local, rot.T)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class Cutout:
 
     def _frame(self) -> tuple[np.ndarray, np.ndarray]:
         rot = _yaw_matrix(self.yaw)
-        return rot @ np.array([1.0, 0.0, 0.0]), rot @ np.array([0.0, 0.0, -1.0])
+        return rot[:, 0].copy(), -rot[:, 2]  # rot @ (1, 0, 0), rot @ (0, 0, -1)
 
     def corners(self) -> np.ndarray:
         across, _ = self._frame()
@@ -132,10 +134,10 @@ class Cutout:
         across, normal = self._frame()
         base = np.asarray(self.base)
         with np.errstate(divide="ignore", invalid="ignore"):
-            denom = d @ normal
-            t = ((base - o) @ normal) / denom
+            denom = dot(d, normal)
+            t = dot(base - o, normal) / denom
         hit_point = o + t[..., None] * d
-        s = (hit_point - base) @ across / self.width + 0.5
+        s = dot(hit_point - base, across) / self.width + 0.5
         h = 1.0 - hit_point[..., 1] / self.height
         rows, cols = self.alpha.shape
         inside = (t > EPS) & (s >= 0) & (s < 1) & (h >= 0) & (h < 1)

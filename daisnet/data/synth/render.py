@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from daisnet.data.synth.geometry import GroundPlane
+from daisnet.data.synth.vec import dot
 from daisnet.data.synth.scene import Part, Scene
 
 KITTI_FOCAL = 721.5377  # px at 1242 px width: our focal scales with the image width
@@ -165,7 +166,7 @@ def _shade(scene: Scene, directions, cam, z_buffer, normal, albedo, noise_amp, i
     """Lambertian shading under a random directional light, textures as noise, lane marks, sky, haze."""
     light = np.asarray(scene.light)
     sun = np.asarray(scene.extra.get("sun", (1.0, 1.0, 1.0)))
-    lambert = np.clip(normal @ light, 0.0, 1.0)
+    lambert = np.clip(dot(normal, light), 0.0, 1.0)
     shade = scene.ambient + (1.0 - scene.ambient) * lambert
     color = albedo * shade[..., None] * sun
 

@@ -21,6 +21,7 @@ import numpy as np
 from daisnet.data.categories import NAME_TO_ID
 from daisnet.data.synth import silhouettes
 from daisnet.data.synth.geometry import Box, Cutout, Cylinder, Primitive
+from daisnet.data.synth.vec import dot, matmul
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def _vehicle(rng: np.random.Generator, kind: str, x: float, z: float, yaw: float
 
     def at(local_x: float, local_z: float) -> tuple[float, float]:
         # Local x across the vehicle, local z along it; rotate by yaw about y.
-        wx, wz = rot @ np.array([local_x, local_z])
+        wx, wz = matmul(np.array([local_x, local_z]), rot.T)  # rot @ (x, z)
         return x + float(wx), z + float(wz)
 
     parts: list[Part] = []
@@ -158,7 +159,7 @@ def _footprint_corners(fp: tuple[float, float, float, float, float]) -> np.ndarr
     c, s = math.cos(yaw), math.sin(yaw)
     local = np.array([[-hx, -hz], [hx, -hz], [hx, hz], [-hx, hz]])
     rot = np.array([[c, s], [-s, c]])
-    return local @ rot.T + np.array([x, z])
+    return matmul(local, rot.T) + np.array([x, z])
 
 
 def footprints_collide(a: tuple, b: tuple) -> bool:
@@ -168,7 +169,7 @@ def footprints_collide(a: tuple, b: tuple) -> bool:
         for i in range(2):
             edge = corners[i + 1] - corners[i]
             axis = np.array([-edge[1], edge[0]])
-            pa, pb = ca @ axis, cb @ axis
+            pa, pb = dot(ca, axis), dot(cb, axis)
             if pa.max() < pb.min() or pb.max() < pa.min():
                 return False
     return True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from daisnet.data.synth.vec import dot
+
 ROWS = 96  # silhouette raster resolution (rows, top-down); objects are rarely taller on screen
 
 
@@ -20,7 +22,7 @@ def _capsule(u, v, a, b, radius, aspect):
     a = np.array([a[0] * aspect, a[1]])
     b = np.array([b[0] * aspect, b[1]])
     ab = b - a
-    t = np.clip(((p - a) @ ab) / max(ab @ ab, 1e-9), 0, 1)
+    t = np.clip(dot(p - a, ab) / max(float(dot(ab, ab)), 1e-9), 0, 1)
     closest = a + t[..., None] * ab
     return np.linalg.norm(p - closest, axis=-1) <= radius
 

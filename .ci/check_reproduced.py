@@ -1,0 +1,95 @@
+"""After `make repro` on a clean clone: did the run reproduce the committed results?
+
+1. The data stages (synth, rasterize, depth, features) wrote the very bytes the committed dvc.lock
+   records: their outputs' hashes are compared, and `dvc status` of every stage upstream of `train`,
+   run against the committed dvc.lock, reports no change.
+2. The evaluate stage's amodal AP is within `--ap-tolerance` (1.0) of the committed
+   reports/eval/metrics.json.
+
+The committed versions are read from git (`HEAD`), since `dvc repro` rewrites dvc.lock and the
+metrics in the work tree. Exit status 1 with one line per failed check; 0 when all hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_STAGES = ("synth", "rasterize@train", "rasterize@val", "depth@train", "depth@val", "features")
+UPSTREAM_OF_TRAIN = (*DATA_STAGES, "train_depth", "shape_ae", "codebook")
+METRICS = "reports/eval/metrics.json"
+
+
+def committed(path: str, rev: str) -> str:
+    return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def out_hashes(lock: dict, stage: str) -> dict[str, str]:
+    return {out["path"]: out.get("md5", "") for out in lock["stages"][stage].get("outs", [])}
+
+
+def dvc_status_against(lock_text: str, stages: tuple[str, ...]) -> dict:
+    """`dvc status` of `stages` with `lock_text` as dvc.lock; the work tree's dvc.lock is put back."""
+    lock = ROOT / "dvc.lock"
+    saved = Path(tempfile.mkdtemp()) / "dvc.lock"
+    shutil.copy2(lock, saved)
+    try:
+        lock.write_text(lock_text)
+        result = subprocess.run(["dvc", "status", "--json", *stages], cwd=ROOT, capture_output=True, text=True,
+                                env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+        if result.returncode != 0:
+            raise SystemExit(f"dvc status failed: {result.stderr.strip().splitlines()[-1:]}")
+        return json.loads(result.stdout or "{}")
+    finally:
+        shutil.copy2(saved, lock)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rev", default="HEAD", help="the commit whose dvc.lock and metrics to reproduce")
+    parser.add_argument("--ap-tolerance", type=float, default=1.0, help="allowed |amodal AP - committed|")
+    args = parser.parse_args()
+
+    failures: list[str] = []
+    old_text = committed("dvc.lock", args.rev)
+    old, new = yaml.safe_load(old_text), yaml.safe_load((ROOT / "dvc.lock").read_text())
+    for stage in DATA_STAGES:
+        before, after = out_hashes(old, stage), out_hashes(new, stage)
+        for path, md5 in before.items():
+            status = "same bytes" if after.get(path) == md5 else f"DIFFERENT: {after.get(path)} vs committed {md5}"
+            print(f"{stage:16s} {path:32s} {status}")
+            if after.get(path) != md5:
+                failures.append(f"{stage}: {path} hashes {after.get(path)}, committed dvc.lock has {md5}")
+
+    changed = dvc_status_against(old_text, UPSTREAM_OF_TRAIN)
+    print(f"dvc status (committed dvc.lock) of {', '.join(UPSTREAM_OF_TRAIN)}: "
+          f"{'no change' if not changed else json.dumps(changed)}")
+    if changed:
+        failures.append(f"dvc status against the committed dvc.lock reports changes upstream of train: "
+                        f"{sorted(changed)}")
+
+    ap_then = json.loads(committed(METRICS, args.rev))["amodal"]["AP"]
+    ap_now = json.loads((ROOT / METRICS).read_text())["amodal"]["AP"]
+    print(f"amodal AP {ap_now:.2f} (committed {ap_then:.2f}, tolerance {args.ap_tolerance})")
+    if not abs(ap_now - ap_then) <= args.ap_tolerance:
+        failures.append(f"amodal AP {ap_now:.2f} differs from the committed {ap_then:.2f} by more than "
+                        f"{args.ap_tolerance}")
+
+    for line in failures:
+        print(f"check_reproduced: {line}", file=sys.stderr)
+    print("reproduced" if not failures else f"NOT reproduced ({len(failures)} failed checks)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
