@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from daisnet.progress import Progress
+
 # One core per worker: numeric libraries and zarr's codec thread pool would otherwise oversubscribe.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
               "ZARR_THREADING__MAX_WORKERS": "1"}
@@ -54,31 +56,27 @@ def submit_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple
 def gather_tasks(client: Any, handles: Sequence[Any], *, progress: bool = False, label: str = "") -> list[Any]:
     """Results of `submit_tasks` handles, in order. A task's exception is re-raised here (an
     `InputError` keeps its message) once the other tasks have ended."""
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(handles), desc=label, unit="task")
+    bar = Progress(len(handles), label or "tasks", "task", bar=progress)
     try:
         if client is None:
-            if bar is not None:
-                bar.update(len(handles))
+            bar.update(len(handles))
+            bar.close()
             return list(handles)
         from distributed import as_completed
 
         try:
             for future in as_completed(handles):
                 future.result()  # raises the task's exception, if any
-                if bar is not None:
-                    bar.update()
+                bar.update()
         except BaseException:
             # The caller removes the half-written output next: no task may still be writing then.
             settle_tasks(client, handles)
             raise
-        return [future.result() for future in handles]
+        results = [future.result() for future in handles]
+        bar.close()
+        return results
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close(failed=True)  # no-op after a successful close
 
 
 def settle_tasks(client: Any, handles: Sequence[Any]) -> None:

@@ -23,6 +23,7 @@ import zarr
 
 from daisnet.atomic import atomic_output
 from daisnet.errors import InputError
+from daisnet.progress import track
 from daisnet.stores import (
     CHUNK_KEYS, canvas_mask, check_depth, create_image_array, image_sizes, open_store, require_array, shard_ranges,
 )
@@ -79,10 +80,7 @@ def write_depth_store(
         id_out = group.create_array("image_id", data=np.asarray(image_id, dtype=np.int64), chunk_key_encoding=CHUNK_KEYS)
         id_out.attrs.update({"units": "", "description": "KINS image id"})
         blocks = shard_ranges(count, images_per_shard)
-        if progress:
-            from tqdm import tqdm
-
-            blocks = tqdm(blocks, desc=f"depth {Path(out_path).stem}", unit="shard")
+        blocks = track(blocks, f"depth {Path(out_path).stem}", unit="shard", bar=progress)
         for start, stop in blocks:
             block = np.asarray(inputs[start:stop] if predict_fn is None
                                else predict_fn(inputs[start:stop], sizes[start:stop], focal[start:stop]), dtype=np.float32)

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from daisnet.data.torch_dataset import AmodalDataset, collate
+from daisnet.progress import track
 
 
 @torch.no_grad()
@@ -17,7 +18,7 @@ def predict_split(model: torch.nn.Module, dataset: AmodalDataset, batch_size: in
     """Yield each image's output (tensors on the CPU, masks at the image's true size) with `image_id`."""
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
-    for images, targets in loader:
+    for images, targets in track(loader, "evaluate: inference", unit="batch"):
         outputs = model([image.to(device) for image in images])
         for output, target in zip(outputs, targets):
             output = {k: v.cpu() for k, v in output.items()}

@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from daisnet.atomic import atomic_output
 from daisnet.errors import InputError
+from daisnet.progress import track
 from daisnet.model.shape_prior import (
     AE_WIDTH,
     CODE_DIM,
@@ -117,7 +117,7 @@ def _train(train: ShapeCrops, config: AETrainConfig, progress: bool | None) -> t
     begin = time.perf_counter()
     model.train()
     loss = torch.zeros(())
-    for step in tqdm(range(config.iterations), desc="shape autoencoder", disable=not show):
+    for step in track(range(config.iterations), "shape autoencoder", bar=show):
         lr = config.lr * 0.5 * (1 + math.cos(math.pi * step / config.iterations))
         for group in optimizer.param_groups:
             group["lr"] = lr

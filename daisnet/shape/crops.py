@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import zarr
 from torchvision.ops import roi_align
-from tqdm import tqdm
 
 from daisnet.data.prepared import PreparedStore, crop_row
 from daisnet.errors import InputError
 from daisnet.model.shape_prior import CROP, shape_input
+from daisnet.progress import track
 
 # The dihedral group D4 on a square crop, in the order copies are taken (`shape_prior.copies` = n
 # uses the first n): identity, the two flips, the half turn, then the transposes and quarter turns.
@@ -92,7 +92,7 @@ def extract_crops(prepared: str | Path, depth_store: str | Path, max_images: int
     count = len(store) if max_images is None else min(len(store), max_images)
     amodal, visible, log_depth, labels = [], [], [], []
     show = sys.stderr.isatty() if progress is None else progress
-    for i in tqdm(range(count), desc="shape crops", unit="image", disable=not show):
+    for i in track(range(count), "shape crops", unit="image", bar=show):
         inst = store.instances(i)
         if len(inst) == 0:
             continue

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Sampler
 from daisnet.data.torch_dataset import AmodalDataset, collate
 from daisnet.errors import InputError, TrainingDiverged
 from daisnet.model import ModelConfig, build_daisnet
+from daisnet.progress import format_seconds
 from daisnet.train import checkpoint
 from daisnet.train.schedule import learning_rate
 
@@ -107,6 +108,16 @@ def _distributed() -> tuple[int, int]:
 
 def _move(targets: list[dict[str, torch.Tensor]], device: torch.device) -> list[dict[str, torch.Tensor]]:
     return [{k: v.to(device) for k, v in t.items()} for t in targets]
+
+
+def progress_line(iteration: int, total: int, start: int, seconds: float, images_per_step: int,
+                  values: dict[str, float]) -> str:
+    """One log line (detectron2's habit): iteration, losses, lr, s/it, images/s, ETA."""
+    per_step = seconds / max(1, iteration - start)
+    terms = "  ".join(f"{name} {value:.4f}" for name, value in values.items() if name not in ("lr", "grad_norm"))
+    return (f"train: iteration {iteration}/{total}  {terms}  lr {values['lr']:.2e}  {per_step:.3f} s/it  "
+            f"{images_per_step / per_step if per_step > 0 else 0.0:.2f} images/s  "
+            f"ETA {format_seconds(per_step * (total - iteration))}")
 
 
 def _check_finite(losses: dict[str, torch.Tensor], iteration: int, last_good: Path | None) -> None:
@@ -208,9 +219,13 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
         grad_norm = torch.nn.utils.clip_grad_norm_(params, train_config.grad_clip if train_config.grad_clip > 0 else math.inf)
         optimizer.step()
         iteration += 1
-        if rank == 0 and logger is not None and (iteration % train_config.log_every == 0 or iteration == train_config.iterations):
-            logger.log(iteration, {"loss": float(total.detach()), "lr": lr, "grad_norm": float(grad_norm),
-                                   **{k: float(v.detach()) for k, v in losses.items()}})
+        if rank == 0 and (iteration % train_config.log_every == 0 or iteration == train_config.iterations):
+            values = {"loss": float(total.detach()), "lr": lr, "grad_norm": float(grad_norm),
+                      **{k: float(v.detach()) for k, v in losses.items()}}
+            if logger is not None:
+                logger.log(iteration, values)
+            print(progress_line(iteration, train_config.iterations, start, time.perf_counter() - begin,
+                                train_config.batch_size * world, values), flush=True)
         if iteration % train_config.checkpoint_every == 0 or iteration == train_config.iterations:
             rngs = _gather_rng(world)
             if rank == 0:

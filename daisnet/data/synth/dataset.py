@@ -31,6 +31,7 @@ from daisnet.data.polygons import mask_to_polygons
 from daisnet.data.synth.render import render
 from daisnet.data.synth.scene import SceneConfig, sample_scene
 from daisnet.errors import InputError
+from daisnet.progress import track
 
 DEPTH_PNG_SCALE = 256.0  # KITTI depth PNGs: uint16 = metres x 256
 MIN_HEIGHT, MIN_WIDTH = 64, 128
@@ -228,9 +229,10 @@ def generate(config: SynthConfig, out_dir: str | Path, progress: bool = False) -
             jobs = [(config, split, i, str(tmp)) for i in range(count)]
             if config.workers > 1:
                 with ProcessPoolExecutor(config.workers, initializer=_worker_init) as pool:
-                    results = list(pool.map(_render_and_save, jobs, chunksize=4))
+                    results = list(track(pool.map(_render_and_save, jobs, chunksize=4), f"synth {split}",
+                                         total=len(jobs), unit="img", bar=progress))
             else:
-                results = [_render_and_save(job) for job in _progress(jobs, progress, split)]
+                results = [_render_and_save(job) for job in track(jobs, f"synth {split}", unit="img", bar=progress)]
             images, annotations, scenarios = [], [], []
             for entry, records, scenario in results:
                 images.append(entry)
@@ -256,14 +258,6 @@ def generate(config: SynthConfig, out_dir: str | Path, progress: bool = False) -
         with open(tmp / "report.json", "w") as f:
             json.dump(report, f, indent=2)
     return report
-
-
-def _progress(items, enabled: bool, label: str):
-    if not enabled:
-        return items
-    from tqdm import tqdm
-
-    return tqdm(items, desc=f"synth {label}", unit="img")
 
 
 def format_histogram(hist: dict, width: int = 40) -> str:
