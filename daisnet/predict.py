@@ -22,7 +22,7 @@ from daisnet.atomic import atomic_output
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
 from daisnet.errors import InputError
-from daisnet.train.checkpoint import load, load_model
+from daisnet.model.checkpoint import load, model_from_checkpoint
 
 DEPTH_PNG_SCALE = 256.0
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -52,10 +52,11 @@ class Predictor:
     def __init__(self, model_path: str | Path, depth_checkpoint: str | Path | None = None,
                  depth_dir: str | Path | None = None, focal: float = 721.5377, device: str = "cpu",
                  depth_encoder: str | None = None) -> None:
-        self.model = load_model(model_path, device)
+        state = load(model_path)  # read once: the model and the metadata its features need
+        self.model = model_from_checkpoint(state, model_path, device)
         self.device = device
         self.config = self.model.config
-        meta = load(model_path)["meta"]
+        meta = state["meta"]
         self.feature_meta: dict[str, Any] = meta.get("features") or {}
         self.needs_depth = self.config.needs_roi_depth or any(k in FEATURE_ARRAYS for k in self.config.inputs)
         self.depth_dir = Path(depth_dir) if depth_dir is not None else None

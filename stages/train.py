@@ -19,10 +19,10 @@ from pathlib import Path
 import zarr
 
 from daisnet.data.torch_dataset import AmodalDataset
-from daisnet.shape.autoencoder import file_sha256
+from daisnet.hashing import sha256_file
 from daisnet.shape.codebook import configure_shape_prior
 from daisnet.train.launch import launch
-from daisnet.train.logging import DvcLiveLogger
+from daisnet.pipeline.live import DvcLiveLogger
 from daisnet.train.loop import train
 from daisnet.train.params import configs_from_params, rgb_statistics
 from stages.common import run_stage
@@ -61,7 +61,7 @@ def train_process(params: dict) -> None:
         # Checked before anything runs: a codebook of another autoencoder or depth mode is refused.
         model_config = configure_shape_prior(model_config, SHAPE_AE, CODEBOOK)
         shape_prior = (SHAPE_AE, CODEBOOK)
-        fingerprint_extra["codebook_sha256"] = file_sha256(CODEBOOK)
+        fingerprint_extra["codebook_sha256"] = sha256_file(CODEBOOK)
     dataset = AmodalDataset(PREPARED, model_config, FEATURES, DEPTH, augment, seed=train_config.seed,
                             crop_width=train_config.crop_width)
     stats = None if model_config.weights == "imagenet" else rgb_statistics(dataset.store)

@@ -330,7 +330,7 @@ def test_no_detections_at_all_score_zero(split, tmp_path: Path) -> None:
 def test_cli_score_a_results_file(split, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from daisnet.cli import app
+    from daisnet.pipeline.cli import app
 
     store, _, _ = split
     evaluate_predictions(store, perfect_outputs(store), tmp_path / "eval", samples=0)
@@ -368,7 +368,7 @@ def test_mask_grid_keeps_solid_shapes_and_loses_rings_thinner_than_a_cell() -> N
 def test_cli_bounds_of_a_split(split) -> None:
     from typer.testing import CliRunner
 
-    from daisnet.cli import app
+    from daisnet.pipeline.cli import app
 
     store, _, _ = split
     result = CliRunner().invoke(app, ["bounds", str(store.path), "--resolution", "56"])

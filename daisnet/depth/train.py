@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from daisnet.atomic import atomic_output
 from daisnet.depth.bts import BtsConfig, BtsModel, normalize_images
 from daisnet.depth.checkpoint import save_bts
-from daisnet.depth.infer import predict_depth, resolve_device
+from daisnet.depth.infer import predict_depth
+from daisnet.device import resolve_device
 from daisnet.depth.loss import silog_loss
 from daisnet.depth.metrics import DepthMetrics, PixelMean, valid_mask
 from daisnet.errors import InputError, TrainingDiverged

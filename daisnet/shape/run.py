@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from daisnet.atomic import atomic_output
+from daisnet.hashing import sha256_file
 from daisnet.shape.autoencoder import (
     AETrainConfig,
-    file_sha256,
     load_autoencoder,
     reconstruction_metrics,
     save_autoencoder,
@@ -56,7 +56,7 @@ def run_codebook(ae_path: str | Path, train: tuple[str | Path, str | Path], out:
     config.validate()
     model, meta = load_autoencoder(ae_path)
     crops = extract_crops(*train, progress=progress)
-    built_from = {"shape_ae": str(ae_path), "shape_ae_sha256": file_sha256(ae_path), "train_store": str(train[0]),
+    built_from = {"shape_ae": str(ae_path), "shape_ae_sha256": sha256_file(ae_path), "train_store": str(train[0]),
                   "depth_store": str(train[1])}
     book, report = build_codebook(model, crops, config, built_from, log=log)
     metrics: dict[str, Any] = {"codewords": report["codewords"], "build_seconds": round(report["seconds"], 1),

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from daisnet.evaluate.experiments import Run, pick_rows
+from daisnet.pipeline.experiments import Run, pick_rows
 from daisnet.evaluate.metrics import OCCLUSION_BUCKETS
 
 PAPER_TABLE = Path(__file__).with_name("paper_table1.json")

@@ -268,11 +268,11 @@ def train_cmd(
         model_config, train_config, augment = configs_from_params(load_params(params))
         shape_prior, extra = None, {}
         if model_config.shape_prior == "on":
-            from daisnet.shape.autoencoder import file_sha256
+            from daisnet.hashing import sha256_file
             from daisnet.shape.codebook import configure_shape_prior
 
             model_config = configure_shape_prior(model_config, shape_ae, codebook)
-            shape_prior, extra = (shape_ae, codebook), {"codebook_sha256": file_sha256(codebook)}
+            shape_prior, extra = (shape_ae, codebook), {"codebook_sha256": sha256_file(codebook)}
         dataset = AmodalDataset(prepared, model_config, features, depth, augment, seed=train_config.seed)
         stats = None if model_config.weights == "imagenet" else rgb_statistics(dataset.store)
         summary = train(model_config, train_config, dataset, out, work_dir, rgb_stats=stats,
@@ -294,8 +294,8 @@ def evaluate_cmd(
     from daisnet.data.torch_dataset import AmodalDataset
     from daisnet.evaluate.inference import predict_split
     from daisnet.evaluate.run import evaluate_predictions, format_metrics
-    from daisnet.train.checkpoint import load_model
-    from daisnet.train.loop import resolve_device
+    from daisnet.model.checkpoint import load_model
+    from daisnet.device import resolve_device
 
     with user_errors():
         dev = resolve_device(device)
@@ -336,7 +336,7 @@ def ablation_cmd(
     jobs: int = typer.Option(1, min=1, help="Experiments run at once."),
 ) -> None:
     """Queue Table 1 rows as DVC experiments and run them (`dvc exp show` / `daisnet report` after)."""
-    from daisnet.evaluate.ablation import run
+    from daisnet.pipeline.ablation import run
 
     with user_errors():
         for line in run([r.strip() for r in rows.split(",") if r.strip()], weights, profile, not dry_run, jobs):
@@ -385,8 +385,8 @@ def report_cmd(
     include_workspace: bool = typer.Option(False, help="Also use the uncommitted workspace's results."),
 ) -> None:
     """Our experiments next to the paper's Table 1 (rows not run are listed as such), and a bar chart."""
-    from daisnet.evaluate.experiments import parse_exp_show, read_exp_show, run_exp_show
-    from daisnet.evaluate.report import write_report
+    from daisnet.pipeline.experiments import parse_exp_show, read_exp_show, run_exp_show
+    from daisnet.pipeline.report import write_report
 
     with user_errors():
         payload = read_exp_show(exp_json) if exp_json else run_exp_show(".")
