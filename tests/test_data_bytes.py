@@ -6,7 +6,7 @@ and different kernels round differently in the last bit. Here synth, rasterize, 
 run on a few default-size images twice, in subprocesses: once as this machine chooses, once limited
 to the x86-64-v2 baseline (NPY_DISABLE_CPU_FEATURES) with OpenBLAS's oldest kernels
 (OPENBLAS_CORETYPE). Every file of every output must be identical. (Before the renderer stopped
-using BLAS, 5 of 30 images differed this way: daisnet/data/synth/vec.py.)
+using BLAS, 16 of 32 images differed this way: daisnet/data/synth/vec.py.)
 """
 
 from __future__ import annotations

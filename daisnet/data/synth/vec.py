@@ -3,7 +3,7 @@
 numpy's `@` hands float arrays to BLAS, whose kernels are chosen at run time by CPU (OpenBLAS:
 Haswell, SkylakeX, Zen, ...) and sum in different orders, with or without fused multiply-add. The
 last bits of a ray direction then depend on the machine, and a renderer that rounds to uint8 turns
-them into other pixels: 5 of 30 default images changed under OPENBLAS_CORETYPE=SkylakeX
+them into other pixels: 16 of 32 default images changed under OPENBLAS_CORETYPE=SkylakeX
 (tests/test_data_bytes.py). These use only elementwise multiply and add in a fixed order, which
 IEEE 754 rounds the same way everywhere (numpy never fuses two ufunc calls).
 """
