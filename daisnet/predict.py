@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder, refuse_overlap
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
 from daisnet.errors import InputError
@@ -148,13 +148,27 @@ def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Pa
                    depth_checkpoint: str | Path | None = None, depth_dir: str | Path | None = None,
                    focal: float = 721.5377, score_threshold: float = 0.5, device: str = "cpu",
                    depth_encoder: str | None = None) -> int:
-    """Predict every image; write the overlays and JSONs into `out_dir` (atomically). Returns the count."""
+    """Predict every image; write the overlays and JSONs into `out_dir` (atomically). Returns the count.
+
+    `out_dir` is replaced as a whole, so it must be new, empty, or an earlier `daisnet predict`
+    output; it may not be or hold one of the inputs. Two images with the same file stem would write
+    the same result files: refused.
+    """
     for path in images:
         if not Path(path).is_file():
             raise InputError("image not found", path=path)
+    seen: dict[str, Path] = {}
+    for path in map(Path, images):
+        if path.stem in seen:
+            raise InputError(f"{seen[path.stem]} and {path} would both write {path.stem}.json and {path.stem}.png; "
+                             "predict them into separate folders", path=path)
+        seen[path.stem] = path
+    refuse_overlap([out_dir], [model_path, *images, depth_dir, depth_checkpoint])
+    refuse_foreign_folder(out_dir, "daisnet predict")
     predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
+        mark_output_folder(tmp, "predict")
         for path in images:
             path = Path(path)
             rgb, output = predictor(path)

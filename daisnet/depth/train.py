@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.depth.bts import BtsConfig, BtsModel, normalize_images
 from daisnet.depth.checkpoint import save_bts
 from daisnet.depth.infer import predict_depth
@@ -229,6 +229,7 @@ def train_bts(
 
     Returns the metrics dict: `val` (the network), `baseline` (per-pixel train mean), timings.
     """
+    refuse_overlap([checkpoint_path, metrics_path], [train_path, val_path])
     if log is None:  # flushed: DVC and CI read the lines through a pipe
         def log(line: str) -> None:
             print(line, flush=True)

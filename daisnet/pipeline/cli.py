@@ -15,6 +15,7 @@ from pathlib import Path
 
 import typer
 
+from daisnet.atomic import refuse_overlap
 from daisnet.errors import InputError
 
 app = typer.Typer(
@@ -315,7 +316,8 @@ def train_cmd(
 def evaluate_cmd(
     model: Path = typer.Argument(..., help="DAISnet checkpoint."),
     prepared: Path = typer.Argument(..., help="Prepared store of the split to evaluate."),
-    out: Path = typer.Option(Path("data/results/eval"), help="Output folder (metrics, predictions, plots, samples)."),
+    out: Path = typer.Option(Path("data/results/eval"), help="Output folder (metrics, predictions, plots, samples), "
+                             "replaced as a whole: it must be new, empty or an earlier evaluation's; else refused."),
     features: Path = typer.Option(None, help="Features store of the split."),
     depth: Path = typer.Option(None, help="Depth store of the split."),
     params: Path = typer.Option(Path("params.yaml"), help=PARAMS_HELP),
@@ -332,6 +334,7 @@ def evaluate_cmd(
     with user_errors():
         settings = params_with(params, {"evaluate.batch_size": batch_size, "evaluate.device": device})["evaluate"]
         batch_size, dev = int(settings["batch_size"]), resolve_device(str(settings["device"]))
+        refuse_overlap([out], [model, prepared, features, depth])
         net = load_model(model, dev)
         dataset = AmodalDataset(prepared, net.config, features, depth)
         metrics = evaluate_predictions(dataset.store, predict_split(net, dataset, batch_size, dev), out)
@@ -342,7 +345,8 @@ def evaluate_cmd(
 def predict_cmd(
     images: list[Path] = typer.Argument(..., help="Image files."),
     model: Path = typer.Option(Path("data/models/daisnet.pt"), help="DAISnet checkpoint."),
-    out: Path = typer.Option(Path("predictions"), help="Output folder: an overlay PNG and a JSON per image."),
+    out: Path = typer.Option(Path("predictions"), help="Output folder: an overlay PNG and a JSON per image, "
+                             "replaced as a whole: it must be new, empty or an earlier prediction's; else refused."),
     depth_checkpoint: Path = typer.Option(None, help="BTS checkpoint (ours or official) for depth."),
     depth_encoder: str = typer.Option(None, help="Encoder of an official BTS file: resnet50_bts | densenet161_bts."),
     depth_dir: Path = typer.Option(None, help="Folder of depth PNGs (uint16, m x 256) named like the images."),
