@@ -62,7 +62,7 @@ def _set(params: dict, dotted: str, value: str) -> None:
 
 
 def test_every_ablation_row_is_recognised_by_its_params() -> None:
-    """The rows `daisnet ablation` queues (daisnet/evaluate/ablation.py) come back under their names."""
+    """The rows `daisnet ablation` queues (daisnet/pipeline/ablation.py) come back under their names."""
     from daisnet.pipeline.ablation import ROWS
 
     aliases = {"R+S1": "R+DS1"}  # ablation.py's name for the step-1 row; the paper's text says R+DS1
