@@ -301,7 +301,9 @@ def train_bts(
         "iterations": config.iterations,
         "val_images": len(val.sizes),
     }
-    save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": metrics, "train_store": str(train_path)})
+    # No timings in the checkpoint: the same settings must give the same file (docs/reproducibility.md).
+    untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
+    save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": untimed, "train_store": str(train_path)})
     if metrics_path is not None:
         with atomic_output(metrics_path) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -42,8 +42,10 @@ def run_shape_ae(train: tuple[str | Path, str | Path], val: tuple[str | Path, st
         val_crops = extract_crops(*val, progress=progress)
         metrics["val_instances"] = len(val_crops)
         metrics["val"] = _round(reconstruction_metrics(model, val_crops.inputs(config.depth)))
+    # No timings in the checkpoint: the same settings must give the same file (docs/reproducibility.md).
+    untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
     save_autoencoder(out, model, {"train_config": asdict(config), "train_store": str(train[0]),
-                                  "depth_store": str(train[1]), "metrics": metrics})
+                                  "depth_store": str(train[1]), "metrics": untimed})
     if metrics_out is not None:
         write_json(metrics_out, metrics)
     return metrics
