@@ -1,6 +1,9 @@
 """Write outputs to a temporary sibling and move them into place only when complete.
 
 A killed or failed stage then never leaves a half artifact that looks whole (shared/DESIGN.md).
+The temporary folder's name carries the writer's process id: a later run removes the leftovers of
+writers that are gone (a SIGKILL runs no cleanup) and leaves those of live ones alone.
+Also here: the checks that keep a command from destroying its own inputs or a user's folder.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -18,6 +21,78 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove `.<name>.<pid>-*.tmp` siblings of `target` whose writing process no longer exists."""
+    removed = []
+    for candidate in target.parent.glob(f".{target.name}.*.tmp"):
+        pid_text = candidate.name[len(target.name) + 2 :].split("-", 1)[0]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not _alive(int(pid_text)):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+def refuse_overlap(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
+    """An output may not be, contain, or sit inside an input: replacing it would destroy the input.
+
+    Raises an InputError naming both paths, before any work is done.
+    """
+    from daisnet.errors import InputError
+
+    # A missing input cannot be destroyed: its own check reports it.
+    ins = [(Path(i), Path(i).resolve()) for i in inputs if i is not None and Path(i).exists()]
+    for out in outputs:
+        if out is None:
+            continue
+        out_resolved = Path(out).resolve()
+        for given, resolved in ins:
+            if out_resolved == resolved:
+                problem = "is"
+            elif out_resolved in resolved.parents:
+                problem = "contains"
+            elif resolved in out_resolved.parents and resolved.is_dir():
+                problem = "sits inside"
+            else:
+                continue
+            raise InputError(f"the output {problem} the input {given}: writing it would destroy that input; "
+                             "choose another output path", path=out)
+
+
+MARKER = ".daisnet-output"
+
+
+def refuse_foreign_folder(out: str | os.PathLike, command: str) -> None:
+    """An existing output folder is replaced only if this command wrote it (it holds our marker).
+
+    Anything else there (the user's files) would be deleted by the replacement: refused instead.
+    """
+    from daisnet.errors import InputError
+
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"exists and is not a folder; `{command}` writes a folder here", path=out)
+    if any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError(f"holds files that `{command}` did not write and replacing it would delete them; "
+                         "give a new or empty folder (nothing was changed)", path=out)
+
+
+def mark_output_folder(folder: Path, command: str) -> None:
+    """Mark a folder as written by `command` (so that a later run may replace it)."""
+    (folder / MARKER).write_text(f"written by daisnet {command}; replaced as a whole by its next run\n")
 
 
 @contextlib.contextmanager
@@ -29,7 +104,8 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_stale_temporaries(target)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent))
     tmp = tmp_dir / target.name
     try:
         yield tmp

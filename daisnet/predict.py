@@ -18,11 +18,11 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder, refuse_overlap
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
 from daisnet.errors import InputError
-from daisnet.train.checkpoint import load, load_model
+from daisnet.model.checkpoint import load, model_from_checkpoint
 
 DEPTH_PNG_SCALE = 256.0
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -52,10 +52,11 @@ class Predictor:
     def __init__(self, model_path: str | Path, depth_checkpoint: str | Path | None = None,
                  depth_dir: str | Path | None = None, focal: float = 721.5377, device: str = "cpu",
                  depth_encoder: str | None = None) -> None:
-        self.model = load_model(model_path, device)
+        state = load(model_path)  # read once: the model and the metadata its features need
+        self.model = model_from_checkpoint(state, model_path, device)
         self.device = device
         self.config = self.model.config
-        meta = load(model_path)["meta"]
+        meta = state["meta"]
         self.feature_meta: dict[str, Any] = meta.get("features") or {}
         self.needs_depth = self.config.needs_roi_depth or any(k in FEATURE_ARRAYS for k in self.config.inputs)
         self.depth_dir = Path(depth_dir) if depth_dir is not None else None
@@ -147,13 +148,27 @@ def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Pa
                    depth_checkpoint: str | Path | None = None, depth_dir: str | Path | None = None,
                    focal: float = 721.5377, score_threshold: float = 0.5, device: str = "cpu",
                    depth_encoder: str | None = None) -> int:
-    """Predict every image; write the overlays and JSONs into `out_dir` (atomically). Returns the count."""
+    """Predict every image; write the overlays and JSONs into `out_dir` (atomically). Returns the count.
+
+    `out_dir` is replaced as a whole, so it must be new, empty, or an earlier `daisnet predict`
+    output; it may not be or hold one of the inputs. Two images with the same file stem would write
+    the same result files: refused.
+    """
     for path in images:
         if not Path(path).is_file():
             raise InputError("image not found", path=path)
+    seen: dict[str, Path] = {}
+    for path in map(Path, images):
+        if path.stem in seen:
+            raise InputError(f"{seen[path.stem]} and {path} would both write {path.stem}.json and {path.stem}.png; "
+                             "predict them into separate folders", path=path)
+        seen[path.stem] = path
+    refuse_overlap([out_dir], [model_path, *images, depth_dir, depth_checkpoint])
+    refuse_foreign_folder(out_dir, "daisnet predict")
     predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
+        mark_output_folder(tmp, "predict")
         for path in images:
             path = Path(path)
             rgb, output = predictor(path)

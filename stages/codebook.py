@@ -19,10 +19,15 @@ OUT = "data/models/codebook.npz"
 METRICS = "reports/codebook.json"
 
 
-def main(params: dict) -> None:
+def config_from_params(params: dict) -> CodebookConfig:
+    """The codebook's settings: `shape_prior.clusters/copies/kmeans_iterations` and `seed`."""
     prior = section(params, "shape_prior")
-    config = CodebookConfig(clusters=int(prior["clusters"]), copies=int(prior["copies"]),
-                            kmeans_iterations=int(prior["kmeans_iterations"]), seed=int(params.get("seed", 0)))
+    return CodebookConfig(clusters=int(prior["clusters"]), copies=int(prior["copies"]),
+                          kmeans_iterations=int(prior["kmeans_iterations"]), seed=int(params.get("seed", 0)))
+
+
+def main(params: dict) -> None:
+    config = config_from_params(params)
     metrics = run_codebook(AE, TRAIN, OUT, config, VAL, METRICS)
     print(f"codebook: {metrics['codewords']} codewords in {metrics['build_seconds']} s; "
           f"val nearest-codeword IoU {metrics['val_nearest_codeword_iou']:.3f}")

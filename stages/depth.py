@@ -33,7 +33,8 @@ def bts_predictor_from_params(params: dict) -> tuple[PredictFn, dict]:
     """Load `depth.checkpoint` (ours, or an official release file for `depth.encoder`) as a PredictFn."""
     from daisnet.depth.bts import BtsConfig
     from daisnet.depth.checkpoint import load_bts
-    from daisnet.depth.infer import bts_predictor, resolve_device
+    from daisnet.depth.infer import bts_predictor
+    from daisnet.device import resolve_device
 
     try:
         expected = BtsConfig(encoder=section(params, "depth.encoder"), max_depth=float(section(params, "depth.max_depth")),

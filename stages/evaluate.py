@@ -13,8 +13,8 @@ from pathlib import Path
 from daisnet.data.torch_dataset import AmodalDataset
 from daisnet.evaluate.inference import predict_split
 from daisnet.evaluate.run import evaluate_predictions, format_metrics
-from daisnet.train.checkpoint import load_model
-from daisnet.train.loop import resolve_device
+from daisnet.model.checkpoint import load_model
+from daisnet.device import resolve_device
 from daisnet.params import section
 from stages.common import run_stage
 

@@ -17,10 +17,15 @@ OUT = "data/models/shape_ae.pt"
 METRICS = "reports/shape_ae.json"
 
 
-def main(params: dict) -> None:
+def config_from_params(params: dict) -> AETrainConfig:
+    """The autoencoder's settings: `shape_prior.depth/iterations/batch_size/lr` and `seed`."""
     prior = section(params, "shape_prior")
-    config = AETrainConfig(depth=str(prior["depth"]), iterations=int(prior["iterations"]),
-                           batch_size=int(prior["batch_size"]), lr=float(prior["lr"]), seed=int(params.get("seed", 0)))
+    return AETrainConfig(depth=str(prior["depth"]), iterations=int(prior["iterations"]),
+                         batch_size=int(prior["batch_size"]), lr=float(prior["lr"]), seed=int(params.get("seed", 0)))
+
+
+def main(params: dict) -> None:
+    config = config_from_params(params)
     metrics = run_shape_ae(TRAIN, VAL, OUT, config, METRICS)
     print(f"shape autoencoder ({config.depth} depth): val IoU {metrics['val']['iou']:.3f}, "
           f"train IoU {metrics['train']['iou']:.3f}, {metrics['train_seconds']} s")

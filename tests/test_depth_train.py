@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import zarr
 
-from daisnet.depth.checkpoint import load_bts, sha256_file
+from daisnet.depth.checkpoint import load_bts
+from daisnet.hashing import sha256_file
 from daisnet.depth.metrics import METRIC_NAMES
 from daisnet.depth.store import write_depth_store
 from daisnet.depth.train import DepthTrainConfig, open_split, train_bts
@@ -93,7 +94,7 @@ def test_train_params_are_checked() -> None:
 def test_cli_bad_checkpoint_is_one_line_and_exit_2(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from daisnet.cli import app
+    from daisnet.pipeline.cli import app
 
     bad = tmp_path / "bts.pt"
     bad.write_bytes(b"PK\x03\x04 not really a checkpoint")

@@ -169,7 +169,7 @@ def test_shifted_masks_score_lower(split, tmp_path: Path) -> None:
         ap[shift] = (metrics["amodal"]["AP"], metrics["visible"]["AP"])
     # With reports_dir, metrics and curves live apart from the predictions (DVC: no metrics inside outs).
     assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["metrics.json", "plots"]
-    assert sorted(p.name for p in (tmp_path / "eval4").iterdir()) == ["predictions_amodal.json",
+    assert sorted(p.name for p in (tmp_path / "eval4").iterdir()) == [".daisnet-output", "predictions_amodal.json",
                                                                       "predictions_visible.json", "samples"]
     assert json.loads((tmp_path / "reports" / "metrics.json").read_text())["amodal"]["AP"] == ap[4][0]
     assert 0 < ap[4][0] < ap[1][0] < 100.0
@@ -330,7 +330,7 @@ def test_no_detections_at_all_score_zero(split, tmp_path: Path) -> None:
 def test_cli_score_a_results_file(split, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from daisnet.cli import app
+    from daisnet.pipeline.cli import app
 
     store, _, _ = split
     evaluate_predictions(store, perfect_outputs(store), tmp_path / "eval", samples=0)
@@ -368,7 +368,7 @@ def test_mask_grid_keeps_solid_shapes_and_loses_rings_thinner_than_a_cell() -> N
 def test_cli_bounds_of_a_split(split) -> None:
     from typer.testing import CliRunner
 
-    from daisnet.cli import app
+    from daisnet.pipeline.cli import app
 
     store, _, _ = split
     result = CliRunner().invoke(app, ["bounds", str(store.path), "--resolution", "56"])

@@ -9,7 +9,7 @@ import pytest
 import zarr
 from typer.testing import CliRunner
 
-from daisnet.cli import app
+from daisnet.pipeline.cli import app
 from daisnet.depth.store import write_depth_store
 from daisnet.errors import InputError
 from daisnet.features.log_depth import Moments

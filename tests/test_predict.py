@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from daisnet.cli import app
+from daisnet.pipeline.cli import app
 from daisnet.data.torch_dataset import AmodalDataset
 from daisnet.errors import InputError
 from daisnet.predict import Predictor, predict_images

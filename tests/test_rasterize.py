@@ -12,7 +12,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
-from daisnet.cli import app
+from daisnet.pipeline.cli import app
 from daisnet.data import rle as rle_utils
 from daisnet.data.kins import load_kins
 from daisnet.data.prepared import PreparedStore

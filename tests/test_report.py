@@ -14,10 +14,10 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from daisnet.cli import app
+from daisnet.pipeline.cli import app
 from daisnet.errors import InputError
-from daisnet.evaluate.experiments import Run, parse_exp_show, pick_rows, read_exp_show, row_label, run_exp_show
-from daisnet.evaluate.report import build_rows, load_paper_table, write_report
+from daisnet.pipeline.experiments import Run, parse_exp_show, pick_rows, read_exp_show, row_label, run_exp_show
+from daisnet.pipeline.report import build_rows, load_paper_table, write_report
 
 SAMPLE = Path(__file__).parent / "data" / "dvc_exp_show_sample.json"  # captured from DVC 3.67.1
 PAPER_TEXT = Path("/work/shared/paper/DAISnet.txt")
@@ -62,8 +62,8 @@ def _set(params: dict, dotted: str, value: str) -> None:
 
 
 def test_every_ablation_row_is_recognised_by_its_params() -> None:
-    """The rows `daisnet ablation` queues (daisnet/evaluate/ablation.py) come back under their names."""
-    from daisnet.evaluate.ablation import ROWS
+    """The rows `daisnet ablation` queues (daisnet/pipeline/ablation.py) come back under their names."""
+    from daisnet.pipeline.ablation import ROWS
 
     aliases = {"R+S1": "R+DS1"}  # ablation.py's name for the step-1 row; the paper's text says R+DS1
     for row in ROWS:
@@ -184,7 +184,7 @@ def test_real_dvc_exp_show_in_a_fresh_repo(tmp_path: Path) -> None:
 def test_every_profile_override_names_a_real_param_and_gives_valid_configs() -> None:
     """A profile key that params.yaml lacks would make `dvc exp run -S` add a dead param silently."""
     from daisnet.data.synth.dataset import config_from_params as synth_config
-    from daisnet.evaluate.ablation import PROFILES
+    from daisnet.pipeline.ablation import PROFILES
     from daisnet.train.params import configs_from_params
 
     params = yaml.safe_load(Path("params.yaml").read_text())

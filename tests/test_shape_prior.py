@@ -11,7 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from daisnet.cli import app
+from daisnet.pipeline.cli import app
 from daisnet.errors import InputError
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.model.shape_prior import CODE_DIM, ShapeAutoencoder, shape_input, topk_codewords
@@ -95,9 +95,9 @@ def test_codebook_records_its_source_and_refuses_another_autoencoder(tmp_path):
     ae_path, other_path = tmp_path / "ae.pt", tmp_path / "other.pt"
     save_autoencoder(ae_path, ae, {})
     save_autoencoder(other_path, ShapeAutoencoder("all"), {})
-    from daisnet.shape.autoencoder import file_sha256
+    from daisnet.hashing import sha256_file
 
-    book, report = build_codebook(ae, crops, TINY_BOOK, {"shape_ae_sha256": file_sha256(ae_path)}, log=lambda m: None)
+    book, report = build_codebook(ae, crops, TINY_BOOK, {"shape_ae_sha256": sha256_file(ae_path)}, log=lambda m: None)
     assert sorted(np.unique(book.labels).tolist()) == [2, 4] and len(book) == 8
     assert report["classes"]["2"]["codes"] == 24 * 2  # instances x copies
     assert book.sizes.sum() == 48 * 2 and ((book.prototypes >= 0) & (book.prototypes <= 1)).all()
@@ -177,7 +177,7 @@ def test_cli_refuses_a_bad_autoencoder_with_one_line(shape_files, tmp_path):
 
 def test_trained_model_carries_the_codebook_in_its_checkpoint(shape_files, tiny_features, tmp_path):
     from daisnet.data.torch_dataset import AmodalDataset
-    from daisnet.train.checkpoint import load_model
+    from daisnet.model.checkpoint import load_model
     from daisnet.train.loop import TrainConfig, train
 
     config = ModelConfig(inputs=("rgb",), min_size=64, max_size=128, mask_head_width=16, representation_size=32,

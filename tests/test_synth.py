@@ -14,7 +14,7 @@ from pycocotools import mask as mask_utils
 from scipy import ndimage
 from typer.testing import CliRunner
 
-from daisnet.cli import app
+from daisnet.pipeline.cli import app
 from daisnet.data.categories import NAME_TO_ID
 from daisnet.data.synth.dataset import (
     SynthConfig,

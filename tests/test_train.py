@@ -15,7 +15,7 @@ import torch
 from daisnet.data.torch_dataset import AmodalDataset, AugmentConfig
 from daisnet.errors import InputError
 from daisnet.model import ModelConfig
-from daisnet.train import checkpoint
+from daisnet.model import checkpoint
 from daisnet.errors import TrainingDiverged
 from daisnet.train.loop import IterationSampler, TrainConfig, build_optimizer, train
 from daisnet.train.params import configs_from_params

@@ -33,7 +33,7 @@ import numpy as np
 import zarr
 from PIL import Image
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.cluster import (
     dask_client,
     gather_tasks,
@@ -316,6 +316,7 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
     """
     config.validate()
     annotations, images_dir, out = Path(annotations), Path(images_dir), Path(out)
+    refuse_overlap([out], [annotations, images_dir, depth_dir])
     if not images_dir.is_dir():
         raise InputError("images folder not found", path=images_dir)
     if depth_dir is not None and not Path(depth_dir).is_dir():

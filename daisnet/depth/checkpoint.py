@@ -15,7 +15,6 @@ instead of torch's multi-page `load_state_dict` report.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ import torch
 from daisnet.atomic import atomic_output
 from daisnet.depth.bts import BtsConfig, BtsModel
 from daisnet.errors import InputError
+from daisnet.hashing import sha256_file
 
 FORMAT_OURS = "daisnet-bts-1"
 # Keys a checkpoint may carry that no model here has, dropped silently: a classifier the depth
@@ -50,14 +50,6 @@ def _numpy_safe_globals() -> list[Any]:
     for code in ("b", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "?"):
         allowed.append(type(np.dtype(code)))  # numpy >= 1.25 pickles dtypes by their class
     return allowed
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -92,16 +92,6 @@ def predict_depth(
     return out
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto`: the GPU when there is one, else the CPU; otherwise any torch device string."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError as exc:
-        raise ValueError(f"not a torch device: {name!r} ({exc})") from None
-
-
 def bts_predictor(model: BtsModel, *, batch_size: int = 4, default_focal: float = 721.5377,
                   device: torch.device | str = "cpu"):  # noqa: ANN201 (a PredictFn, daisnet.depth.store)
     """A `PredictFn` for `daisnet.depth.store.write_depth_store`: (images, sizes, focal) -> depth.

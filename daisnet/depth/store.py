@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.errors import InputError
 from daisnet.progress import track
 from daisnet.stores import (
@@ -50,6 +50,7 @@ def write_depth_store(
         raise InputError(f"depth source must be one of {SOURCES}, not {source!r}", path="params.yaml")
     if (predict_fn is None) != (source == "ground_truth"):
         raise ValueError("predict_fn must be given exactly when source is not ground_truth")
+    refuse_overlap([out_path], [prepared_path])
     prepared = open_store(prepared_path)
     if predict_fn is None:
         if "depth_gt" not in prepared:

@@ -31,10 +31,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.depth.bts import BtsConfig, BtsModel, normalize_images
 from daisnet.depth.checkpoint import save_bts
-from daisnet.depth.infer import predict_depth, resolve_device
+from daisnet.depth.infer import predict_depth
+from daisnet.device import resolve_device
 from daisnet.depth.loss import silog_loss
 from daisnet.depth.metrics import DepthMetrics, PixelMean, valid_mask
 from daisnet.errors import InputError, TrainingDiverged
@@ -228,6 +229,7 @@ def train_bts(
 
     Returns the metrics dict: `val` (the network), `baseline` (per-pixel train mean), timings.
     """
+    refuse_overlap([checkpoint_path, metrics_path], [train_path, val_path])
     if log is None:  # flushed: DVC and CI read the lines through a pipe
         def log(line: str) -> None:
             print(line, flush=True)
@@ -299,7 +301,9 @@ def train_bts(
         "iterations": config.iterations,
         "val_images": len(val.sizes),
     }
-    save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": metrics, "train_store": str(train_path)})
+    # No timings in the checkpoint: the same settings must give the same file (docs/reproducibility.md).
+    untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
+    save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": untimed, "train_store": str(train_path)})
     if metrics_path is not None:
         with atomic_output(metrics_path) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder
 from daisnet.data.prepared import PreparedStore
 from daisnet.errors import InputError
 from daisnet.evaluate.coco import KINDS, ground_truths, image_results, load_results
@@ -124,8 +124,10 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     """Evaluate a split's model outputs; write the folder described above; return metrics.json's content.
 
     With `reports_dir`, metrics.json and plots/ go there instead (its own atomic folder): DVC
-    refuses metrics and plots inside a stage's output folder.
+    refuses metrics and plots inside a stage's output folder. `out_dir` is replaced as a whole: it
+    must be new, empty, or an earlier evaluation's folder (checked before any work).
     """
+    refuse_foreign_folder(out_dir, "daisnet evaluate")
     sample_indices = pick_samples(store, samples)
     results, sample_records = convert_predictions(store, predictions, sample_indices)
     gt = ground_truths(store)
@@ -133,6 +135,7 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     metrics = _drop_none(build_metrics(store, gt, evaluated, results))
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
+        mark_output_folder(tmp, "evaluate")
         for kind in KINDS:
             _write_json(tmp / f"predictions_{kind}.json", results[kind])
         write_samples(store, sample_records, tmp / "samples", sample_score)

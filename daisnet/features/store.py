@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import zarr
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.cluster import dask_client, run_tasks
 from daisnet.errors import InputError
 from daisnet.features.log_depth import Moments, log_depth, z_normalize
@@ -198,6 +198,7 @@ def compute_features(depth_paths: dict[str, str | Path], out_paths: dict[str, st
     """A features store `out_paths[k]` for every depth store `depth_paths[k]`, all normalized with
     the statistics of the depth store `stats_from` (the train split's)."""
     params.validate()
+    refuse_overlap(out_paths.values(), [*depth_paths.values(), stats_from])
     with dask_client(workers) as client:
         stats = depth_statistics(stats_from, client, progress=progress)
         for key, depth_path in depth_paths.items():

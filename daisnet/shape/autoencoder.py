@@ -9,7 +9,6 @@ the codebook records as "built from".
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 import time
@@ -128,14 +127,6 @@ def _train(train: ShapeCrops, config: AETrainConfig, progress: bool | None) -> t
         loss.backward()
         optimizer.step()
     return model.eval(), {"seconds": time.perf_counter() - begin, "final_loss": float(loss.detach())}
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_autoencoder(path: str | Path, model: ShapeAutoencoder, meta: dict[str, Any]) -> None:

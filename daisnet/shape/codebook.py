@@ -33,7 +33,8 @@ from threadpoolctl import threadpool_limits
 from daisnet.atomic import atomic_output
 from daisnet.errors import InputError
 from daisnet.model.shape_prior import CODE_DIM, CROP, ShapeAutoencoder
-from daisnet.shape.autoencoder import file_sha256, load_autoencoder, sample_rows
+from daisnet.hashing import sha256_file
+from daisnet.shape.autoencoder import load_autoencoder, sample_rows
 from daisnet.shape.crops import DIHEDRAL, ShapeCrops, dihedral
 
 
@@ -198,7 +199,7 @@ def load_codebook(path: str | Path) -> Codebook:
 
 def check_built_from(book: Codebook, codebook_path: str | Path, ae_path: str | Path, depth_mode: str) -> str:
     """Refuse a codebook built from another autoencoder file or depth setting; returns the AE sha256."""
-    sha = file_sha256(ae_path)
+    sha = sha256_file(ae_path)
     record = book.built_from
     if record.get("shape_ae_sha256") != sha:
         raise InputError(f"built from another shape autoencoder (sha256 {str(record.get('shape_ae_sha256'))[:12]}, "
@@ -226,7 +227,7 @@ def load_shape_prior(model, ae_path: str | Path, codebook_path: str | Path) -> d
                          path=codebook_path)
     refiner.load_assets(autoencoder.encoder.state_dict(), torch.from_numpy(book.centres),
                         torch.from_numpy(book.labels), torch.from_numpy(book.prototypes))
-    return {**book.built_from, "codebook_sha256": file_sha256(codebook_path), "shape_ae_sha256": sha}
+    return {**book.built_from, "codebook_sha256": sha256_file(codebook_path), "shape_ae_sha256": sha}
 
 
 def configure_shape_prior(config, ae_path: str | Path, codebook_path: str | Path):

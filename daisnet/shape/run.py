@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from daisnet.atomic import atomic_output
+from daisnet.hashing import sha256_file
 from daisnet.shape.autoencoder import (
     AETrainConfig,
-    file_sha256,
     load_autoencoder,
     reconstruction_metrics,
     save_autoencoder,
@@ -42,8 +42,10 @@ def run_shape_ae(train: tuple[str | Path, str | Path], val: tuple[str | Path, st
         val_crops = extract_crops(*val, progress=progress)
         metrics["val_instances"] = len(val_crops)
         metrics["val"] = _round(reconstruction_metrics(model, val_crops.inputs(config.depth)))
+    # No timings in the checkpoint: the same settings must give the same file (docs/reproducibility.md).
+    untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
     save_autoencoder(out, model, {"train_config": asdict(config), "train_store": str(train[0]),
-                                  "depth_store": str(train[1]), "metrics": metrics})
+                                  "depth_store": str(train[1]), "metrics": untimed})
     if metrics_out is not None:
         write_json(metrics_out, metrics)
     return metrics
@@ -56,7 +58,7 @@ def run_codebook(ae_path: str | Path, train: tuple[str | Path, str | Path], out:
     config.validate()
     model, meta = load_autoencoder(ae_path)
     crops = extract_crops(*train, progress=progress)
-    built_from = {"shape_ae": str(ae_path), "shape_ae_sha256": file_sha256(ae_path), "train_store": str(train[0]),
+    built_from = {"shape_ae": str(ae_path), "shape_ae_sha256": sha256_file(ae_path), "train_store": str(train[0]),
                   "depth_store": str(train[1])}
     book, report = build_codebook(model, crops, config, built_from, log=log)
     metrics: dict[str, Any] = {"codewords": report["codewords"], "build_seconds": round(report["seconds"], 1),

@@ -27,7 +27,9 @@ from daisnet.data.torch_dataset import AmodalDataset, collate
 from daisnet.errors import InputError, TrainingDiverged
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.progress import format_seconds
-from daisnet.train import checkpoint
+from daisnet.device import resolve_device
+from daisnet.hashing import fingerprint
+from daisnet.model import checkpoint
 from daisnet.train.schedule import learning_rate
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -59,12 +61,6 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     extra: dict = field(default_factory=dict, compare=False)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class IterationSampler(Sampler):
@@ -172,7 +168,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, train_config)
 
-    run_id = checkpoint.fingerprint({"model": checkpoint.config_to_meta(model_config),
+    run_id = fingerprint({"model": checkpoint.config_to_meta(model_config),
                                      "train": _train_meta(train_config), "world": world, "rgb": rgb_stats, **(fingerprint_extra or {})})
     work_dir = Path(work_dir)
     last_path = work_dir / "last.pt"

@@ -18,7 +18,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from daisnet.evaluate.experiments import Run, pick_rows
+from daisnet.pipeline.experiments import Run, pick_rows
 from daisnet.evaluate.metrics import OCCLUSION_BUCKETS
 
 PAPER_TABLE = Path(__file__).with_name("paper_table1.json")
@@ -114,7 +114,7 @@ def markdown(rows: list[Row], runs: list[Run], paper: Mapping[str, Any], include
         "# Ablation: our runs against the paper's Table 1",
         "",
         "Amodal mask metrics (x100). **Paper**: DAISnet Table 1, transcribed as printed "
-        "(daisnet/evaluate/paper_table1.json); " + paper["protocol"] + ".",
+        "(daisnet/pipeline/paper_table1.json); " + paper["protocol"] + ".",
         "**Ours**: `amodal.*` of each experiment's `data/results/eval/metrics.json` (pycocotools COCOeval segm; "
         "APs/APm/APl are COCO area buckets on the amodal mask area: <= 32², 32²-96², >= 96² px, "
         "not VRSP-Net/AISFormer occlusion buckets; docs/metrics.md). Our dataset, resolution and schedule are "

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from daisnet.atomic import atomic_output
 from daisnet.errors import InputError
 from daisnet.model.config import ModelConfig
 
@@ -26,18 +25,11 @@ def config_from_meta(meta: dict[str, Any]) -> ModelConfig:
     return ModelConfig(**values)
 
 
-def fingerprint(payload: dict[str, Any]) -> str:
-    """Stable hash of a JSON-able dict (what a resumable run was started with)."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 def save(path: str | Path, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically: a kill during the write never leaves a truncated file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    """Write a checkpoint atomically: a kill or a full disk during the write leaves the old file
+    (or none), never a truncated one, and no temporary file behind."""
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load(path: str | Path) -> dict[str, Any]:
@@ -53,9 +45,13 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
     """A trained DAISnet from a checkpoint written by the train stage, in eval mode."""
+    return model_from_checkpoint(load(path), path, device)
+
+
+def model_from_checkpoint(state: dict[str, Any], path: str | Path, device: str | torch.device = "cpu"):
+    """`load_model` of an already loaded checkpoint (`path` only names it in errors)."""
     from daisnet.model import build_daisnet
 
-    state = load(path)
     if "model" not in state or "meta" not in state or "model_config" not in state["meta"]:
         raise InputError("not a DAISnet checkpoint (needs 'model' and 'meta.model_config')", path=path)
     config = config_from_meta(state["meta"]["model_config"])
