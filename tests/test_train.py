@@ -250,3 +250,18 @@ train(TINY_MODEL, replace(TINY_TRAIN, batch_size=1, iterations=2), dataset, Path
     assert checkpoint.load(tmp_path / "ddp.pt")["meta"]["iterations"] == 2
     assert not any(k.startswith("module.") for k in checkpoint.load(tmp_path / "ddp.pt")["model"])
     assert model.config == TINY_MODEL
+
+
+def test_a_completed_run_leaves_no_resume_point(tiny_pipeline, tmp_path):
+    """A finished run is never "resumed": the same settings train anew (as after a code change)."""
+    dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL)
+    config = replace(TINY_TRAIN, iterations=2, checkpoint_every=1)
+    first = train(TINY_MODEL, config, dataset, tmp_path / "a.pt", tmp_path / "work", StopAt())
+    assert not (tmp_path / "work" / "last.pt").exists()
+    again = train(TINY_MODEL, config, dataset, tmp_path / "b.pt", tmp_path / "work", StopAt())
+    assert first["start_iteration"] == again["start_iteration"] == 0
+    # a finished run's last.pt left by an older version is not resumed either
+    state = checkpoint.load(tmp_path / "a.pt")
+    checkpoint.save(tmp_path / "work" / "last.pt", {**state, "meta": {"run_id": state["meta"]["run_id"], "iteration": 2}})
+    third = train(TINY_MODEL, config, dataset, tmp_path / "c.pt", tmp_path / "work", StopAt())
+    assert third["start_iteration"] == 0

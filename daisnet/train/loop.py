@@ -130,7 +130,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
           rgb_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
           meta_extra: dict[str, Any] | None = None,
           shape_prior: tuple[str | Path, str | Path] | None = None) -> dict[str, Any]:
-    """Train and write the final checkpoint to `out`; resumable from `work_dir/last.pt`.
+    """Train and write the final checkpoint to `out`; resumable from `work_dir/last.pt` (an interrupted
+    run's; a completed run removes it).
 
     A checkpoint in `work_dir` is resumed only when it was started with the same configuration
     (fingerprint of both configs and `fingerprint_extra`, e.g. the data's identity).
@@ -175,7 +176,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     start = 0
     if last_path.is_file():
         state = checkpoint.load(last_path)
-        if state.get("meta", {}).get("run_id") == run_id:
+        # Same settings and not finished (a finished run's last.pt, left by older versions, is ignored).
+        if state.get("meta", {}).get("run_id") == run_id and int(state["meta"]["iteration"]) < train_config.iterations:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"][rank] if world > 1 else state["rng"][0])
@@ -239,6 +241,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
             "rgb_std": list(model.transform.image_std[:3]) if "rgb" in model_config.inputs else None,
             **(meta_extra or {}),
         }})
+        # The run is complete: its resume point goes. A later run with the same settings (after a
+        # code change, say) must train anew, not "resume" the finished run and return its model.
+        last_path.unlink(missing_ok=True)
     if world > 1:
         dist.barrier()
     return summary
