@@ -40,9 +40,13 @@ def _read_rgb(path: Path) -> np.ndarray:
 def _read_depth_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            depth = np.asarray(image, dtype=np.float32) / DEPTH_PNG_SCALE
+            raw = np.asarray(image)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the depth PNG ({exc})", path=path) from None
+    if raw.ndim != 2 or raw.dtype.kind not in "ui" or raw.dtype.itemsize < 2:
+        raise InputError(f"depth must be a single-channel 16-bit PNG, metres x {DEPTH_PNG_SCALE:g} "
+                         f"(this one is {raw.dtype} {raw.shape})", path=path)
+    depth = raw.astype(np.float32) / np.float32(DEPTH_PNG_SCALE)
     if depth.shape != shape:
         raise InputError(f"depth is {depth.shape[1]} x {depth.shape[0]}, the image {shape[1]} x {shape[0]}", path=path)
     return depth

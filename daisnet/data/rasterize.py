@@ -54,6 +54,8 @@ from daisnet.data.shards import ShardWriter
 from daisnet.errors import InputError, is_int
 
 DEPTH_PNG_SCALE = 256.0  # KITTI convention: uint16 PNG = metres x 256
+# PIL modes of single-channel images deeper than 8 bits: refused as RGB images.
+HIGH_DEPTH_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit", "F": "32-bit float"}
 SKIP_RULES = ("crowd", "empty_amodal", "empty_visible")
 
 
@@ -212,10 +214,16 @@ def canvas_of(kins: KinsAnnotations) -> tuple[int, int]:
 def read_image(path: Path, size: tuple[int, int], record: str, annotations: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            rgb = np.asarray(im.convert("RGB"))
+            mode = im.mode
+            # Single-channel 16/32-bit modes would be clipped to 255 by the RGB conversion (all white).
+            if mode not in HIGH_DEPTH_MODES:
+                rgb = np.asarray(im.convert("RGB"))
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... on broken files
         raise InputError(f"cannot read image {path} ({type(exc).__name__}: {exc})", path=annotations,
                          record=record) from None
+    if mode in HIGH_DEPTH_MODES:
+        raise InputError(f"image {path} is a {HIGH_DEPTH_MODES[mode]} single-channel image (PIL mode {mode}); "
+                         "images must be 8-bit RGB (or grey) as KINS's: convert it", path=annotations, record=record)
     if rgb.shape[:2] != tuple(size):
         raise InputError(f"image {path} is {rgb.shape[0]} x {rgb.shape[1]} (h x w), the annotation says "
                          f"{size[0]} x {size[1]}", path=annotations, record=record)
@@ -232,6 +240,9 @@ def read_depth(path: Path, size: tuple[int, int], record: str, annotations: str)
     if raw.ndim != 2 or raw.shape != tuple(size) or raw.dtype.kind not in "ui":
         raise InputError(f"depth {path} must be a single-channel integer PNG of {size[0]} x {size[1]}, is "
                          f"{raw.dtype} {raw.shape}", path=annotations, record=record)
+    if raw.dtype.itemsize < 2:  # 8 bits cannot hold metres x 256: every depth would read below 1 m
+        raise InputError(f"depth {path} is an 8-bit PNG; depth must be 16-bit, metres x {DEPTH_PNG_SCALE:g} "
+                         "(KITTI's convention)", path=annotations, record=record)
     return raw.astype(np.float32) / np.float32(DEPTH_PNG_SCALE)
 
 
@@ -322,6 +333,8 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
     if depth_dir is not None and not Path(depth_dir).is_dir():
         raise InputError("depth folder not found", path=depth_dir)
     kins = load_kins(annotations)
+    if not kins.images:
+        raise InputError("the split has no images: nothing to rasterize (and nothing to train on)", path=annotations)
     image_files, depth_files = check_files(kins, images_dir, Path(depth_dir) if depth_dir is not None else None)
     canvas = canvas_of(kins)
     layout = StoreLayout(images=len(kins.images), instances=0, canvas=canvas, depth=depth_dir is not None,
