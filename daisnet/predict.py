@@ -21,6 +21,7 @@ from pycocotools import mask as mask_utils
 from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder, refuse_overlap
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
+from daisnet.device import resolve_device
 from daisnet.errors import InputError
 from daisnet.model.checkpoint import load, model_from_checkpoint
 
@@ -56,6 +57,7 @@ class Predictor:
     def __init__(self, model_path: str | Path, depth_checkpoint: str | Path | None = None,
                  depth_dir: str | Path | None = None, focal: float = 721.5377, device: str = "cpu",
                  depth_encoder: str | None = None) -> None:
+        device = str(resolve_device(device, "--device"))
         state = load(model_path)  # read once: the model and the metadata its features need
         self.model = model_from_checkpoint(state, model_path, device)
         self.device = device

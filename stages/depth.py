@@ -39,7 +39,7 @@ def bts_predictor_from_params(params: dict) -> tuple[PredictFn, dict]:
     try:
         expected = BtsConfig(encoder=section(params, "depth.encoder"), max_depth=float(section(params, "depth.max_depth")),
                              focal_reference=section(params, "depth.focal_reference"))
-        device = resolve_device(str(section(params, "depth.device")))
+        device = resolve_device(str(section(params, "depth.device")), "depth.device")
     except (TypeError, ValueError) as exc:
         raise InputError(f"bad depth params ({exc})", path="params.yaml") from None
     checkpoint = section(params, "depth.checkpoint")

@@ -28,7 +28,7 @@ REPORTS = Path("reports/eval")
 
 def main(params: dict) -> None:
     settings = section(params, "evaluate")
-    device = resolve_device(settings.get("device", "auto"))
+    device = resolve_device(settings.get("device", "auto"), "evaluate.device")
     model = load_model(MODEL, device)
     dataset = AmodalDataset(PREPARED, model.config, FEATURES, DEPTH)
     start = time.perf_counter()

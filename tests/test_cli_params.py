@@ -80,3 +80,25 @@ def test_a_model_from_daisnet_train_is_accepted_by_daisnet_predict(tiny_features
                                          "--depth-dir", str(tiny_features["raw"] / "val" / "depth")])
     assert predicted.exit_code == 0, predicted.output
     assert (tmp_path / "pred" / f"{images[0].stem}.json").is_file()
+
+
+def test_every_option_and_argument_of_every_command_has_help() -> None:
+    import typer
+
+    command = typer.main.get_command(app)
+    missing = [f"{name} {param.name}" for name, sub in command.commands.items() for param in sub.params
+               if not (getattr(param, "help", None) or "").strip()]
+    assert missing == []
+
+
+def test_a_device_that_is_not_there_is_one_line() -> None:
+    import pytest
+
+    from daisnet.device import resolve_device
+    from daisnet.errors import InputError
+
+    with pytest.raises(InputError, match=r"train.device: 'cuda:99' asked for, but this machine has \d+ CUDA"):
+        resolve_device("cuda:99", "train.device")
+    with pytest.raises(InputError, match="evaluate.device: not a torch device: 'gpu0'"):
+        resolve_device("gpu0", "evaluate.device")
+    assert resolve_device("cpu").type == "cpu"

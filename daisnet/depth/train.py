@@ -245,10 +245,7 @@ def train_bts(
                                focal_reference=focal_ref, bn_momentum=config.bn_momentum,
                                input_scale=config.input_scale,
                                plane_min_denominator=config.plane_min_denominator))
-    try:
-        device = resolve_device(config.device)
-    except ValueError as exc:
-        raise InputError(f"depth.train.device: {exc}", path="params.yaml") from None
+    device = resolve_device(config.device, "depth.train.device")
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()

@@ -333,7 +333,7 @@ def evaluate_cmd(
 
     with user_errors():
         settings = params_with(params, {"evaluate.batch_size": batch_size, "evaluate.device": device})["evaluate"]
-        batch_size, dev = int(settings["batch_size"]), resolve_device(str(settings["device"]))
+        batch_size, dev = int(settings["batch_size"]), resolve_device(str(settings["device"]), "evaluate --device")
         refuse_overlap([out], [model, prepared, features, depth])
         net = load_model(model, dev)
         dataset = AmodalDataset(prepared, net.config, features, depth)
@@ -351,8 +351,8 @@ def predict_cmd(
     depth_encoder: str = typer.Option(None, help="Encoder of an official BTS file: resnet50_bts | densenet161_bts."),
     depth_dir: Path = typer.Option(None, help="Folder of depth PNGs (uint16, m x 256) named like the images."),
     focal: float = typer.Option(721.5377, help="Focal length in px for BTS."),
-    score_threshold: float = typer.Option(0.5, min=0.0, max=1.0),
-    device: str = typer.Option("cpu"),
+    score_threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Keep detections scoring at least this."),
+    device: str = typer.Option("cpu", help="Torch device: cpu, cuda, cuda:1, auto (the GPU when there is one)."),
 ) -> None:
     """Depth, features and DAISnet on new images, from a trained checkpoint (no DVC needed)."""
     from daisnet.predict import predict_images

@@ -143,7 +143,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     Returns a summary (iterations, seconds, last losses).
     """
     rank, world = _distributed()
-    device = resolve_device(train_config.device)
+    device = resolve_device(train_config.device, "train.device")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(train_config.seed + rank)
