@@ -46,7 +46,9 @@ def dvc_status_against(lock_text: str, stages: tuple[str, ...]) -> dict:
     shutil.copy2(lock, saved)
     try:
         lock.write_text(lock_text)
-        result = subprocess.run(["dvc", "status", "--json", *stages], cwd=ROOT, capture_output=True, text=True,
+        # the venv's dvc, beside this interpreter, when it is not on PATH
+        dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+        result = subprocess.run([dvc, "status", "--json", *stages], cwd=ROOT, capture_output=True, text=True,
                                 env={**os.environ, "DVC_NO_ANALYTICS": "1"})
         if result.returncode != 0:
             raise SystemExit(f"dvc status failed: {result.stderr.strip().splitlines()[-1:]}")
