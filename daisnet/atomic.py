@@ -15,6 +15,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from daisnet.errors import InputError
+
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
@@ -49,8 +51,6 @@ def refuse_overlap(outputs: Iterable[str | os.PathLike | None], inputs: Iterable
 
     Raises an InputError naming both paths, before any work is done.
     """
-    from daisnet.errors import InputError
-
     # A missing input cannot be destroyed: its own check reports it.
     ins = [(Path(i), Path(i).resolve()) for i in inputs if i is not None and Path(i).exists()]
     for out in outputs:
@@ -78,8 +78,6 @@ def refuse_foreign_folder(out: str | os.PathLike, command: str) -> None:
 
     Anything else there (the user's files) would be deleted by the replacement: refused instead.
     """
-    from daisnet.errors import InputError
-
     out = Path(out)
     if not out.exists():
         return

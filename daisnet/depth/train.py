@@ -39,6 +39,7 @@ from daisnet.device import resolve_device
 from daisnet.depth.loss import silog_loss
 from daisnet.depth.metrics import DepthMetrics, PixelMean, valid_mask
 from daisnet.errors import InputError, TrainingDiverged
+from daisnet.progress import format_seconds
 from daisnet.stores import canvas_mask, image_sizes, open_store, require_array
 
 MIN_DEPTH = 1e-3
@@ -280,7 +281,7 @@ def train_bts(
             per_step = (time.perf_counter() - t0) / (step + 1)
             log(f"train_depth: iteration {step + 1}/{config.iterations}  silog loss {np.mean(running):.3f}  "
                 f"lr {_lr_at(step, config):.2e}  {per_step:.2f} s/it  "
-                f"{config.batch_size / per_step:.1f} images/s  ETA {per_step * (config.iterations - step - 1):.0f} s")
+                f"{config.batch_size / per_step:.1f} images/s  ETA {format_seconds(per_step * (config.iterations - step - 1))}")
             running = []
     train_seconds = time.perf_counter() - t0
 

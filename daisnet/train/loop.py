@@ -24,12 +24,11 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
 from daisnet.data.torch_dataset import AmodalDataset, collate
-from daisnet.errors import InputError, TrainingDiverged
-from daisnet.model import ModelConfig, build_daisnet
-from daisnet.progress import format_seconds
 from daisnet.device import resolve_device
+from daisnet.errors import InputError, TrainingDiverged
 from daisnet.hashing import fingerprint
-from daisnet.model import checkpoint
+from daisnet.model import ModelConfig, build_daisnet, checkpoint
+from daisnet.progress import format_seconds
 from daisnet.train.schedule import learning_rate
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -224,7 +223,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
                 logger.log(iteration, values)
             print(progress_line(iteration, train_config.iterations, start, time.perf_counter() - begin,
                                 train_config.batch_size * world, values), flush=True)
-        if iteration % train_config.checkpoint_every == 0 or iteration == train_config.iterations:
+        # Resume points only: the last iteration's state goes to `out` below, not to last.pt.
+        if iteration % train_config.checkpoint_every == 0 and iteration < train_config.iterations:
             rngs = _gather_rng(world)
             if rank == 0:
                 checkpoint.save(last_path, {
@@ -241,8 +241,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
             "rgb_std": list(model.transform.image_std[:3]) if "rgb" in model_config.inputs else None,
             **(meta_extra or {}),
         }})
-        # The run is complete: its resume point goes. A later run with the same settings (after a
-        # code change, say) must train anew, not "resume" the finished run and return its model.
+        # The run is complete: its last resume point goes. A later run with the same settings (after
+        # a code change, say) must train anew, not "resume" from this run's checkpoint.
         last_path.unlink(missing_ok=True)
     if world > 1:
         dist.barrier()
