@@ -139,3 +139,15 @@ def test_store_with_no_valid_depth_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no valid depth pixel") as err:
         train_bts(store, store, tmp_path / "bts.pt", None, config, log=lambda _: None)
     assert str(store) in err.value.message() and not (tmp_path / "bts.pt").exists()
+
+
+@pytest.mark.parametrize("key, value, words", [("warmup", -1, "warmup must be >= 0"),
+                                               ("plane_min_denominator", 2.0, "plane_min_denominator must be null or in \\(0, 1\\]"),
+                                               ("plane_min_denominator", 0.0, "plane_min_denominator must be null or in \\(0, 1\\]")])
+def test_bad_bts_training_params_are_one_line(key: str, value: float, words: str) -> None:
+    from daisnet.params import load_params
+
+    params = load_params("params.yaml")
+    params["depth"]["train"][key] = value
+    with pytest.raises(InputError, match=words):
+        config_from_params(params)

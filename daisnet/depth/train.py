@@ -78,6 +78,11 @@ class DepthTrainConfig:
             raise InputError(f"depth.input_scale must be in (0, 1], got {self.input_scale}", path="params.yaml")
         if self.iterations < 1 or self.batch_size < 1:
             raise InputError("depth.train.iterations and batch_size must be >= 1", path="params.yaml")
+        if self.warmup < 0:
+            raise InputError(f"depth.train.warmup must be >= 0 iterations, got {self.warmup}", path="params.yaml")
+        if self.plane_min_denominator is not None and not 0 < self.plane_min_denominator <= 1:
+            raise InputError("depth.train.plane_min_denominator must be null or in (0, 1], got "
+                             f"{self.plane_min_denominator}", path="params.yaml")
 
 
 @dataclass
