@@ -16,11 +16,16 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from daisnet.model import build_daisnet
 from daisnet.train.loop import build_optimizer
-from daisnet.train.params import configs_from_params
+from daisnet.params import load_params  # noqa: E402
+from stages.train import augment_config, model_config, train_config  # noqa: E402
+
+
+def configs(params):
+    """(ModelConfig, TrainConfig, AugmentConfig) of a params file, as the train stage builds them."""
+    return model_config(params), train_config(params), augment_config(params)
 
 
 def main() -> None:
@@ -28,7 +33,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
-    model_config, train_config, _ = configs_from_params(yaml.safe_load(args.params.read_text()))
+    model_config, train_config, _ = configs(load_params(args.params))
     torch.manual_seed(0)
     params = [p for p in build_daisnet(model_config).parameters() if p.requires_grad]
     for p in params:

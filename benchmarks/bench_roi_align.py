@@ -19,7 +19,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
-import yaml
 
 # Run as a script, benchmarks/ is on sys.path: the same synthetic batch and step as bench_train.
 from bench_train import batch, stepper
@@ -27,7 +26,13 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from daisnet.model import build_daisnet
 from daisnet.model.roi_align import SampledMultiScaleRoIAlign
-from daisnet.train.params import configs_from_params
+from daisnet.params import load_params  # noqa: E402
+from stages.train import augment_config, model_config, train_config  # noqa: E402
+
+
+def configs(params):
+    """(ModelConfig, TrainConfig, AugmentConfig) of a params file, as the train stage builds them."""
+    return model_config(params), train_config(params), augment_config(params)
 
 
 def torchvision_poolers(model: torch.nn.Module) -> torch.nn.Module:
@@ -65,7 +70,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
     torch.manual_seed(0)
-    config = configs_from_params(yaml.safe_load(Path("params.yaml").read_text()))[0]
+    config = configs(load_params("params.yaml"))[0]
     sampled = build_daisnet(config)
     assert isinstance(sampled.roi_heads.box_roi_pool, SampledMultiScaleRoIAlign)
     reference = torchvision_poolers(sampled)

@@ -33,6 +33,13 @@ sys.path.insert(0, str(ROOT))
 from daisnet.params import load_params  # noqa: E402
 
 
+def configs(params):
+    """(ModelConfig, TrainConfig, AugmentConfig) of a params file, as the train stage builds them."""
+    from stages.train import augment_config, model_config, train_config
+
+    return model_config(params), train_config(params), augment_config(params)
+
+
 def bench_codebook(instances: int, clusters: int, copies: int, ae_path: Path | None) -> dict:
     from daisnet.model.shape_prior import ShapeAutoencoder
     from daisnet.shape.autoencoder import load_autoencoder
@@ -69,11 +76,10 @@ def bench_codebook(instances: int, clusters: int, copies: int, ae_path: Path | N
 def bench_step(steps: int, codewords_per_class: int, depth: str) -> dict:
     from daisnet.data.torch_dataset import AmodalDataset, collate
     from daisnet.model import build_daisnet
-    from daisnet.train.params import configs_from_params
 
     torch.set_num_threads(1)
     params = load_params(ROOT / "params.yaml")
-    base, train_config, _ = configs_from_params(params)
+    base, train_config, _ = configs(load_params("params.yaml"))
     prior = params.get("shape_prior", {})
     classes = 7
     with_prior = replace(base, shape_prior="on", shape_prior_depth=depth, shape_prior_k=int(prior.get("top_k", 16)),

@@ -21,7 +21,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
@@ -31,7 +30,13 @@ from daisnet.model import ModelConfig, build_daisnet
 from daisnet.model.backbone import build_backbone
 from daisnet.model.config import backbone_channels
 from daisnet.model.daisnet import anchor_generator, roi_poolers
-from daisnet.train.params import configs_from_params
+from daisnet.params import load_params  # noqa: E402
+from stages.train import augment_config, model_config, train_config  # noqa: E402
+
+
+def configs(params):
+    """(ModelConfig, TrainConfig, AugmentConfig) of a params file, as the train stage builds them."""
+    return model_config(params), train_config(params), augment_config(params)
 
 
 def batch(config: ModelConfig, h: int, w: int, n: int = 2, seed: int = 0):
@@ -93,8 +98,7 @@ def main() -> None:
     parser.add_argument("--prepared", default="data/prepared/train.zarr")
     args = parser.parse_args()
     torch.manual_seed(0)
-    params = yaml.safe_load(Path("params.yaml").read_text())
-    default = configs_from_params(params)[0]
+    default = configs(load_params("params.yaml"))[0]
     base = replace(default, inputs=("rgb",), min_size=args.height, max_size=args.width, mask_batch_size_per_image=0,
                    occlusion_edge="off", shape_prior="off")
     variants = {

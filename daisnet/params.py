@@ -1,34 +1,332 @@
-"""Reading params.yaml: stages read their own params (DVC dict unpacking drops false values)."""
+"""The params file's schema: one pydantic model per section, one loader, one-line errors.
+
+params.yaml is the only source of defaults: every key is required here (no default in the schema),
+and the library's dataclasses are built from these sections by the stages. Values are strict:
+a quoted boolean or number is an error, not a truth value; a key the schema does not know is an
+error at every level, with a "did you mean" for a near miss; every message names the file the
+user gave (`--params other.yaml`) and the dotted key.
+"""
 
 from __future__ import annotations
 
+import difflib
+import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from daisnet.errors import InputError
 
+# Constrained scalars. Strict mode refuses "4" for an int and "false" for a bool; a float field
+# still takes an int (YAML's `1` for 1.0). NaN and infinities are refused by `allow_inf_nan`.
+Count = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Real = Annotated[float, Field(allow_inf_nan=False)]
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+
+def _ordered(pair: list) -> list:
+    if pair[0] > pair[1]:
+        raise ValueError(f"must be [low, high] with low <= high, got {pair}")
+    return pair
+
+
+def _off_on(value: Any) -> Any:
+    # YAML 1.1 (and `dvc exp run -S model.occlusion_edge=off`) reads a bare off/on as a boolean.
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
+CountRange = Annotated[list[NonNegative], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+DistanceRange = Annotated[list[Positive], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+TrainTest = Annotated[list[Count], Field(min_length=2, max_length=2)]  # [training, testing]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Data(Section):
+    dataset: Literal["synth", "kins"]
+
+
+class Scene(Section):
+    street_fraction: Fraction
+    street_vehicles: CountRange
+    street_pedestrians_per_vehicle: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    openroad_vehicles: CountRange
+    openroad_pedestrians: CountRange
+    cyclist_fraction: Fraction
+    vehicle_distance: DistanceRange
+    pedestrian_distance: DistanceRange
+    line_of_sight: Fraction
+    line_of_sight_gap: DistanceRange
+
+
+class Synth(Section):
+    train_images: Count
+    val_images: Count
+    height: Annotated[int, Field(ge=64, le=4096)]
+    width: Annotated[int, Field(ge=128, le=4096)]
+    max_depth: Annotated[float, Field(gt=0, le=255, allow_inf_nan=False)]  # uint16 PNG: metres x 256
+    min_visible_area: Count
+    focal: Positive | None
+    workers: Count
+    fill_label_holes: bool
+    scene: Scene
+
+
+class Rasterize(Section):
+    workers: NonNegative
+    images_per_shard: Count
+    instances_per_shard: Count
+    batch_images: Count
+    batch_instances: Count
+
+
+class DepthTrain(Section):
+    num_features: Annotated[int, Field(ge=16)]
+    iterations: Count
+    batch_size: Count
+    lr: Positive
+    warmup: NonNegative
+    plane_min_denominator: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None
+    input_scale: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    crop_width: Annotated[int, Field(ge=32)] | None
+    augment: bool
+    threads: NonNegative
+
+
+class Depth(Section):
+    source: Literal["ground_truth", "bts"]
+    checkpoint: str
+    encoder: Literal["resnet18_bts", "resnet34_bts", "resnet50_bts", "densenet161_bts"]
+    max_depth: Positive
+    focal: Positive
+    focal_reference: Positive
+    batch_size: Count
+    device: str
+    train: DepthTrain
+
+
+class Regional(Section):
+    step: Positive
+    offsets: Count
+    floor: Literal["soft", "hard"]
+
+
+def _odd(kernel: int) -> int:
+    if kernel % 2 == 0:
+        raise ValueError(f"must be odd (a centred Sobel kernel), got {kernel}")
+    return kernel
+
+
+class Normals(Section):
+    kernel: Annotated[int, Field(ge=3), AfterValidator(_odd)]
+    dz: Positive
+    normalize_kernel: bool
+
+
+class Features(Section):
+    regional: Regional
+    normals: Normals
+    precision: Literal["float16", "float32"]
+    workers: NonNegative
+
+
+class Model(Section):
+    inputs: Annotated[list[Literal["rgb", "depth", "depth_raw", "normal"]], Field(min_length=1)]
+    backbone_depth: Literal[18, 34, 50, 101]
+    weights: str
+    imagenet_path: str
+    min_size: Annotated[int, Field(ge=32)]
+    max_size: Annotated[int, Field(ge=32)]
+    anchor_sizes: Annotated[list[Count], Field(min_length=1)]
+    anchor_aspect_ratios: Annotated[list[Positive], Field(min_length=1)]
+    anchor_scales: Annotated[list[Positive], Field(min_length=1)]
+    rpn_pre_nms_top_n: TrainTest
+    rpn_post_nms_top_n: TrainTest
+    fpn_channels: Annotated[int, Field(ge=8)]
+    representation_size: Count
+    box_batch_size_per_image: Count
+    box_positive_fraction: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    mask_batch_size_per_image: NonNegative  # 0: every positive RoI
+    mask_head_width: Count
+    class_agnostic_masks: bool
+    roi_sampling_ratio: Count
+    head_norm: Literal["none", "batch"]
+    occlusion_edge: Annotated[Literal["off", "fcn", "mask_head", "conv1x1"], BeforeValidator(_off_on)]
+    edge_head_width: Count
+    edge_sigma: Positive
+    edge_depth_scale: Positive
+    shape_prior: Annotated[Literal["off", "on"], BeforeValidator(_off_on)]
+
+
+class ShapePrior(Section):
+    depth: Literal["all", "visible", "none"]
+    iterations: Count
+    batch_size: Count
+    lr: Positive
+    clusters: Count
+    copies: Annotated[int, Field(ge=1, le=8)]
+    kmeans_iterations: Count
+    top_k: Count
+    fusion_width: Count
+
+
+def _milestones(values: list[float]) -> list[float]:
+    if any(not 0 < v < 1 for v in values) or values != sorted(values):
+        raise ValueError(f"must be increasing fractions of the run in (0, 1), got {values}")
+    return values
+
+
+class Train(Section):
+    iterations: Count
+    batch_size: Count
+    lr: Positive
+    optimizer: Literal["adamw", "sgd"]
+    momentum: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    decay_norm_and_bias: bool
+    warmup_iters: NonNegative
+    warmup_power: Positive
+    warmup_factor: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    decay_milestones: Annotated[list[Real], AfterValidator(_milestones)]
+    decay_gamma: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    decay: Literal["cosine", "step"]
+    grad_clip: Annotated[float, Field(ge=0, allow_inf_nan=False)]  # 0: no clipping
+    crop_width: Annotated[int, Field(ge=32)] | None  # the FPN's coarsest stride is 32
+    checkpoint_every: Count
+    log_every: Count
+    num_workers: NonNegative
+    processes: Count
+    device: str
+
+
+class Augment(Section):
+    enabled: bool
+    flip: Fraction
+    contrast: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+    crop: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+
+
+class Evaluate(Section):
+    batch_size: Count
+    samples: NonNegative
+    device: str
+
+
+class Params(Section):
+    """The whole params file (params.yaml): what each stage reads, validated at once."""
+
+    seed: NonNegative
+    data: Data
+    synth: Synth
+    rasterize: Rasterize
+    depth: Depth
+    features: Features
+    model: Model
+    shape_prior: ShapePrior
+    train: Train
+    augment: Augment
+    evaluate: Evaluate
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The params file as a plain mapping (before validation: the CLI's options go in first)."""
     path = Path(path)
     try:
         with path.open() as f:
-            params = yaml.safe_load(f)
+            raw = yaml.safe_load(f)
     except FileNotFoundError:
         raise InputError("params file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputError("a folder, not a params file", path=path) from None
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML ({exc})", path=path) from None
-    if not isinstance(params, dict):
-        raise InputError("expected a mapping at the top level", path=path)
-    return params
+        raise InputError(f"not valid YAML ({' '.join(str(exc).split())})", path=path) from None
+    if not isinstance(raw, dict):
+        raise InputError("expected a mapping of sections at the top level", path=path)
+    return raw
 
 
-def section(params: dict[str, Any], dotted: str) -> Any:
-    """`section(p, "features.normals")` with a clear error when a key is missing."""
-    node: Any = params
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            raise InputError(f"missing key {dotted!r}", path="params.yaml")
+def validate(raw: dict[str, Any], source: str | Path = "params.yaml", overridden: frozenset[str] = frozenset()) -> Params:
+    """`raw` checked against the schema; the first problem as one InputError naming `source` and the key
+    (and saying so when the value came from the command line: a key in `overridden`)."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        key = ".".join(str(part) for part in errors[0]["loc"] if not _is_type_tag(part))
+        if any(key == dotted or key.startswith(dotted + ".") for dotted in overridden):
+            source = f"{source} with the command line's {key}"
+        raise InputError(describe(errors[0]) + more, path=source) from None
+
+
+def load_params(path: str | Path = "params.yaml", overrides: dict[str, Any] | None = None) -> Params:
+    """The params file, with `overrides` (dotted keys; None = not given) applied, validated."""
+    raw = read_yaml(path)
+    given = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
+    for dotted, value in given.items():
+        set_dotted(raw, dotted, value, path)
+    return validate(raw, path, frozenset(given))
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any, source: str | Path) -> None:
+    node = raw
+    *parents, last = dotted.split(".")
+    for key in parents:
+        if not isinstance(node.get(key), dict):
+            raise InputError(f"missing section {key!r} (needed to set {dotted})", path=source)
         node = node[key]
-    return node
+    node[last] = value
+
+
+def describe(error: dict[str, Any]) -> str:
+    """One pydantic error as `key: problem` in the user's words."""
+    loc = [part for part in error["loc"] if not _is_type_tag(part)]
+    key = ".".join(str(part) for part in loc)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        hint = _did_you_mean(loc)
+        return f"unknown key {key}" + (f" (did you mean {hint}?)" if hint else "")
+    if kind == "missing":
+        return f"missing key {key}"
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, str):
+        message += f", got the string {value!r}"
+        if value.strip().lower() in ("true", "false", "yes", "no", "on", "off") or _is_number_text(value):
+            message += " (remove the quotes)"
+    elif not isinstance(value, (dict, list)) and "got" not in message:
+        message += f", got {value!r}"
+    return f"{key}: {message}"
+
+
+def _is_type_tag(part: object) -> bool:
+    # pydantic adds the union member or validator tried to a location ("int", "function-after[...]").
+    return isinstance(part, str) and (part in ("int", "float", "str", "bool", "none", "list[...]")
+                                      or "[" in part or part.startswith("literal"))
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _did_you_mean(loc: list) -> str | None:
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return ".".join([*map(str, loc[:-1]), close[0]]) if close else None

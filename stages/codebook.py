@@ -1,37 +1,58 @@
-"""Stage `codebook`: per-class k-means of the train shape codes -> data/models/codebook.npz (§3.8).
+"""Stage `codebook`: per-class k-means of the train shape codes (§3.8).
+
+    python -m stages.codebook data/models/shape_ae.pt data/prepared/train.zarr data/depth/train.zarr \
+        data/models/codebook.npz --val-prepared ... --val-depth ... --metrics reports/codebook.json
 
 The file records what it was built from (the autoencoder's sha256 and depth mode, K, copies);
-figures (codewords per class, quantization error, build time, val coverage) go to
-reports/codebook.json.
+figures (codewords per class, quantization error, build time, val coverage) go to the metrics file.
 """
 
 from __future__ import annotations
 
-from daisnet.params import section
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from daisnet.errors import exit_on_input_error
+from daisnet.params import Params
 from daisnet.shape.codebook import CodebookConfig
 from daisnet.shape.run import run_codebook
-from stages.common import run_stage
-
-AE = "data/models/shape_ae.pt"
-TRAIN = ("data/prepared/train.zarr", "data/depth/train.zarr")
-VAL = ("data/prepared/val.zarr", "data/depth/val.zarr")
-OUT = "data/models/codebook.npz"
-METRICS = "reports/codebook.json"
+from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, validation_pair
 
 
-def config_from_params(params: dict) -> CodebookConfig:
+def codebook_config(params: Params) -> CodebookConfig:
     """The codebook's settings: `shape_prior.clusters/copies/kmeans_iterations` and `seed`."""
-    prior = section(params, "shape_prior")
-    return CodebookConfig(clusters=int(prior["clusters"]), copies=int(prior["copies"]),
-                          kmeans_iterations=int(prior["kmeans_iterations"]), seed=int(params.get("seed", 0)))
+    prior = params.shape_prior
+    return CodebookConfig(clusters=prior.clusters, copies=prior.copies, kmeans_iterations=prior.kmeans_iterations,
+                          seed=params.seed)
 
 
-def main(params: dict) -> None:
-    config = config_from_params(params)
-    metrics = run_codebook(AE, TRAIN, OUT, config, VAL, METRICS)
-    print(f"codebook: {metrics['codewords']} codewords in {metrics['build_seconds']} s; "
-          f"val nearest-codeword IoU {metrics['val_nearest_codeword_iou']:.3f}")
+def codebook(
+    shape_ae: Annotated[Path, typer.Argument(help="Shape autoencoder (data/models/shape_ae.pt).")],
+    prepared: Annotated[Path, typer.Argument(help="Prepared train store.")],
+    depth: Annotated[Path, typer.Argument(help="Its depth store.")],
+    out: Annotated[Path, typer.Argument(help="Codebook file to write (data/models/codebook.npz).")],
+    val_prepared: Annotated[Path | None, typer.Option(help="Prepared val store, for the nearest-codeword IoU.")] = None,
+    val_depth: Annotated[Path | None, typer.Option(help="Its depth store.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Write the build figures (JSON) here.")] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
+    clusters: Annotated[int | None, typer.Option(help="K: codewords per class (the paper: 1024) [shape_prior.clusters].")] = None,
+    copies: Annotated[int | None, typer.Option(help="Flip/rotation copies of each crop [shape_prior.copies].")] = None,
+    kmeans_iterations: Annotated[int | None, typer.Option(help="MiniBatchKMeans max_iter [shape_prior.kmeans_iterations].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [seed].")] = None,
+) -> None:
+    """Build the shape codebook (§3.8): per-class k-means of the train crops' codes and copies."""
+    with exit_on_input_error():
+        val = validation_pair(val_prepared, val_depth)
+        config = codebook_config(stage_params(params, {
+            "shape_prior.clusters": clusters, "shape_prior.copies": copies,
+            "shape_prior.kmeans_iterations": kmeans_iterations, "seed": seed}))
+        result = run_codebook(shape_ae, (prepared, depth), out, config, val, metrics, progress=sys.stderr.isatty())
+        coverage = f"; val nearest-codeword IoU {result['val_nearest_codeword_iou']:.3f}" if val else ""
+        print(f"codebook: {result['codewords']} codewords in {result['build_seconds']} s{coverage} -> {out}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(codebook)

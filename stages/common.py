@@ -1,13 +1,50 @@
-"""What every stage script shares: params.yaml, and user errors as one line and exit status 2."""
+"""What every stage shares: its params file, one-line user errors, and `python -m stages.<stage>`.
+
+A stage is one function with explicit paths in and out: dvc.yaml's `cmd` runs it with the paths
+named there (`python -m stages.<stage> PATHS...`), and `daisnet <stage>` is the same function.
+Its settings come from the params file (`--params`, default params.yaml, validated by
+daisnet/params.py); an option given on the command line overrides that one value.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
 
-from daisnet.errors import exit_on_input_error
-from daisnet.params import load_params
+import typer
+
+from daisnet.atomic import atomic_output
+from daisnet.errors import InputError
+from daisnet.params import Params, load_params
+
+PARAMS_HELP = "Params file: every setting of this command comes from it (as the DVC stage); options override."
+ParamsFile = Annotated[Path, typer.Option("--params", help=PARAMS_HELP)]
+DEFAULT_PARAMS = Path("params.yaml")
 
 
-def run_stage(main: Callable[[dict], None], params_path: str = "params.yaml") -> None:
-    with exit_on_input_error():
-        main(load_params(params_path))
+def stage_params(path: Path, overrides: dict[str, Any] | None = None) -> Params:
+    """The validated params file with the command line's options (dotted keys; None = not given)."""
+    return load_params(path, overrides)
+
+
+def validation_pair(prepared: Path | None, depth: Path | None) -> tuple[Path, Path] | None:
+    """(--val-prepared, --val-depth): both or neither."""
+    if (prepared is None) != (depth is None):
+        raise InputError("give both --val-prepared and --val-depth, or neither")
+    return (prepared, depth) if prepared is not None and depth is not None else None
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """A stage's metrics file, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
+
+
+def run(command: Callable[..., None]) -> None:
+    """`python -m stages.<stage> ...`: the stage function as a one-command CLI (what dvc.yaml runs)."""
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(command)
+    app()

@@ -1,64 +1,68 @@
-"""Stage `depth`: data/prepared/{split}.zarr -> data/depth/{split}.zarr (one split per call).
+"""Stage `depth`: a prepared store -> its depth store (metric depth per image on the canvas).
+
+    python -m stages.depth data/prepared/train.zarr data/depth/train.zarr     (dvc.yaml; = `daisnet depth`)
 
 `depth.source: ground_truth` copies the synthetic ground truth; `bts` (predicted depth, §3.3) plugs
-BTS inference into the same writer (`predictor` below): `depth.checkpoint` is ours (stage
-`train_depth`) or an official release file for `depth.encoder` (docs/depth.md).
+BTS inference into the same writer: `depth.checkpoint` is ours (stage `train_depth`) or an
+official release file for `depth.encoder` (docs/depth.md).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from daisnet.depth.store import PredictFn, write_depth_store
-from daisnet.errors import InputError
-from daisnet.params import section
-from stages.common import run_stage
-
-SPLITS = ("train", "val")
-PREPARED = "data/prepared/{split}.zarr"
-OUT = "data/depth/{split}.zarr"
+from daisnet.errors import exit_on_input_error
+from daisnet.params import Depth
+from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params
 
 
-def predictor(params: dict) -> tuple[str, PredictFn | None, dict]:
-    """The depth source of params.yaml: (source, predict_fn or None for ground truth, store attrs)."""
-    source = section(params, "depth.source")
-    if source == "ground_truth":
-        return source, None, {}
-    if source == "bts":
-        return source, *bts_predictor_from_params(params)
-    raise InputError(f"depth.source must be ground_truth or bts, not {source!r}", path="params.yaml")
-
-
-def bts_predictor_from_params(params: dict) -> tuple[PredictFn, dict]:
-    """Load `depth.checkpoint` (ours, or an official release file for `depth.encoder`) as a PredictFn."""
+def predictor(depth: Depth) -> tuple[PredictFn | None, dict]:
+    """The depth source: (None for the ground truth, or BTS as a PredictFn; the store's attrs)."""
+    if depth.source == "ground_truth":
+        return None, {}
     from daisnet.depth.bts import BtsConfig
     from daisnet.depth.checkpoint import load_bts
     from daisnet.depth.infer import bts_predictor
     from daisnet.device import resolve_device
 
-    try:
-        expected = BtsConfig(encoder=section(params, "depth.encoder"), max_depth=float(section(params, "depth.max_depth")),
-                             focal_reference=section(params, "depth.focal_reference"))
-        device = resolve_device(str(section(params, "depth.device")), "depth.device")
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad depth params ({exc})", path="params.yaml") from None
-    checkpoint = section(params, "depth.checkpoint")
-    model, info = load_bts(checkpoint, expected)
-    predict = bts_predictor(model, batch_size=int(section(params, "depth.batch_size")),
-                            default_focal=float(section(params, "depth.focal")), device=device)
-    attrs = {"checkpoint": str(checkpoint), "checkpoint_sha256": info["sha256"],
+    expected = BtsConfig(encoder=depth.encoder, max_depth=depth.max_depth, focal_reference=depth.focal_reference)
+    device = resolve_device(depth.device, "depth.device")
+    model, info = load_bts(depth.checkpoint, expected)
+    predict = bts_predictor(model, batch_size=depth.batch_size, default_focal=depth.focal, device=device)
+    attrs = {"checkpoint": depth.checkpoint, "checkpoint_sha256": info["sha256"],
              "checkpoint_format": info["format"], "bts": info["bts"]}
     return predict, attrs
 
 
-def main(params: dict, split: str) -> None:
-    source, predict_fn, attrs = predictor(params)
-    summary = write_depth_store(PREPARED.format(split=split), OUT.format(split=split), predict_fn,
-                                source=source, attrs=attrs, progress=sys.stderr.isatty())
-    print(f"{split}: {summary}")
+def depth(
+    prepared: Annotated[Path, typer.Argument(help="Prepared store (data/prepared/{split}.zarr).")],
+    out: Annotated[Path, typer.Argument(help="Depth store to write (replaced atomically), e.g. data/depth/train.zarr.")],
+    params: ParamsFile = DEFAULT_PARAMS,
+    source: Annotated[str | None, typer.Option(help="ground_truth: copy `depth_gt` (synthetic data); bts: predict [depth.source].")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="BTS checkpoint: ours or an official file [depth.checkpoint].")] = None,
+    encoder: Annotated[str | None, typer.Option(help="Encoder of an official file: resnet50_bts or densenet161_bts.")] = None,
+    max_depth: Annotated[float | None, typer.Option(help="Depth range of an official file (KITTI 80, NYU 10).")] = None,
+    focal: Annotated[float | None, typer.Option(help="Focal length (px) where the store has none (real KINS).")] = None,
+    focal_reference: Annotated[float | None, typer.Option(help="Official KITTI files scale by focal / this.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per forward (bounds memory) [depth.batch_size].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N [depth.device].")] = None,
+) -> None:
+    """Write a depth store: metric depth per image on the prepared canvas (ground truth or BTS)."""
+    with exit_on_input_error():
+        settings = stage_params(params, {
+            "depth.source": source, "depth.checkpoint": None if checkpoint is None else str(checkpoint),
+            "depth.encoder": encoder, "depth.max_depth": max_depth, "depth.focal": focal,
+            "depth.focal_reference": focal_reference, "depth.batch_size": batch_size, "depth.device": device}).depth
+        predict_fn, attrs = predictor(settings)
+        summary = write_depth_store(prepared, out, predict_fn, source=settings.source, attrs=attrs,
+                                    progress=sys.stderr.isatty())
+        print(f"{out}: {summary}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or sys.argv[1] not in SPLITS:
-        sys.exit(f"usage: python -m stages.depth {{{','.join(SPLITS)}}}")
-    run_stage(lambda params: main(params, sys.argv[1]))
+    run(depth)

@@ -1,45 +1,58 @@
-"""Stage `evaluate`: the trained model on the val split -> COCO metrics (Table 1 columns), curves, samples.
+"""Stage `evaluate`: a trained model on a split -> COCO metrics (Table 1 columns), curves, samples.
 
-data/results/eval/ holds the predictions (COCO results, RLE) and sample images; the metrics and the
-precision-recall curves go to reports/eval/ for `dvc metrics show` and `dvc plots show`.
+    python -m stages.evaluate data/models/daisnet.pt data/prepared/val.zarr --features data/features/val.zarr \
+        --depth data/depth/val.zarr --out data/results/eval --reports reports/eval   (dvc.yaml; = `daisnet evaluate`)
+
+OUT holds the predictions (COCO results, RLE) and sample images; with --reports the metrics, the
+timing and the precision-recall curves go there instead (DVC refuses metrics and plots inside
+an output folder).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
+from typing import Annotated
 
+import typer
+
+from daisnet.atomic import refuse_overlap
 from daisnet.data.torch_dataset import AmodalDataset
+from daisnet.device import resolve_device
+from daisnet.errors import exit_on_input_error
 from daisnet.evaluate.inference import predict_split
 from daisnet.evaluate.run import evaluate_predictions, format_metrics
 from daisnet.model.checkpoint import load_model
-from daisnet.device import resolve_device
-from daisnet.params import section
-from stages.common import run_stage
-
-MODEL = "data/models/daisnet.pt"
-PREPARED = "data/prepared/val.zarr"
-FEATURES = "data/features/val.zarr"
-DEPTH = "data/depth/val.zarr"
-OUT = Path("data/results/eval")
-REPORTS = Path("reports/eval")
+from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, write_json
 
 
-def main(params: dict) -> None:
-    settings = section(params, "evaluate")
-    device = resolve_device(settings.get("device", "auto"), "evaluate.device")
-    model = load_model(MODEL, device)
-    dataset = AmodalDataset(PREPARED, model.config, FEATURES, DEPTH)
-    start = time.perf_counter()
-    predictions = predict_split(model, dataset, int(settings.get("batch_size", 2)), device)
-    # DVC refuses metrics and plots inside an output folder: they go to reports/eval.
-    metrics = evaluate_predictions(dataset.store, predictions, OUT, samples=int(settings.get("samples", 4)),
-                                   reports_dir=REPORTS)
-    seconds = time.perf_counter() - start
-    print(format_metrics(metrics))
-    (REPORTS / "timing.json").write_text(json.dumps({"eval_seconds": round(seconds, 1), "images": len(dataset)}))
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="DAISnet checkpoint (data/models/daisnet.pt).")],
+    prepared: Annotated[Path, typer.Argument(help="Prepared store of the split to evaluate (data/prepared/val.zarr).")],
+    out: Annotated[Path, typer.Option(help="Output folder (predictions, samples; metrics and plots unless --reports), "
+                                           "replaced as a whole: it must be new, empty or an earlier evaluation's; else refused.")],
+    features: Annotated[Path | None, typer.Option(help="Features store of the split.")] = None,
+    depth: Annotated[Path | None, typer.Option(help="Depth store of the split.")] = None,
+    reports: Annotated[Path | None, typer.Option(help="Folder for metrics.json, timing.json and plots/ (the stage: reports/eval).")] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
+    batch_size: Annotated[int | None, typer.Option(help="Images per forward [evaluate.batch_size].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ... [evaluate.device].")] = None,
+) -> None:
+    """COCO evaluation (amodal and visible masks, Table 1 columns, per class, by occlusion)."""
+    with exit_on_input_error():
+        settings = stage_params(params, {"evaluate.batch_size": batch_size, "evaluate.device": device}).evaluate
+        dev = resolve_device(settings.device, "evaluate.device")
+        refuse_overlap([out, reports], [model, prepared, features, depth])
+        net = load_model(model, dev)
+        dataset = AmodalDataset(prepared, net.config, features, depth)
+        start = time.perf_counter()
+        predictions = predict_split(net, dataset, settings.batch_size, dev)
+        metrics = evaluate_predictions(dataset.store, predictions, out, samples=settings.samples, reports_dir=reports)
+        seconds = time.perf_counter() - start
+        print(format_metrics(metrics))
+        if reports is not None:
+            write_json(reports / "timing.json", {"eval_seconds": round(seconds, 1), "images": len(dataset)})
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(evaluate)

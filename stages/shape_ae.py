@@ -1,35 +1,59 @@
-"""Stage `shape_ae`: the shape autoencoder of the 3D shape prior (§3.8) -> data/models/shape_ae.pt.
+"""Stage `shape_ae`: the shape autoencoder of the 3D shape prior (§3.8).
+
+    python -m stages.shape_ae data/prepared/train.zarr data/depth/train.zarr data/models/shape_ae.pt \
+        --val-prepared data/prepared/val.zarr --val-depth data/depth/val.zarr \
+        --metrics reports/shape_ae.json                               (dvc.yaml; = `daisnet shape-ae`)
 
 Trained on the ground-truth crops (amodal mask + local depth) of the train split; reconstruction
-IoU on train and val crops goes to reports/shape_ae.json (`dvc metrics show`).
+IoU on train and val crops goes to the metrics file.
 """
 
 from __future__ import annotations
 
-from daisnet.params import section
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from daisnet.errors import exit_on_input_error
+from daisnet.params import Params
 from daisnet.shape.autoencoder import AETrainConfig
 from daisnet.shape.run import run_shape_ae
-from stages.common import run_stage
-
-TRAIN = ("data/prepared/train.zarr", "data/depth/train.zarr")
-VAL = ("data/prepared/val.zarr", "data/depth/val.zarr")
-OUT = "data/models/shape_ae.pt"
-METRICS = "reports/shape_ae.json"
+from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, validation_pair
 
 
-def config_from_params(params: dict) -> AETrainConfig:
+def shape_ae_config(params: Params) -> AETrainConfig:
     """The autoencoder's settings: `shape_prior.depth/iterations/batch_size/lr` and `seed`."""
-    prior = section(params, "shape_prior")
-    return AETrainConfig(depth=str(prior["depth"]), iterations=int(prior["iterations"]),
-                         batch_size=int(prior["batch_size"]), lr=float(prior["lr"]), seed=int(params.get("seed", 0)))
+    prior = params.shape_prior
+    return AETrainConfig(depth=prior.depth, iterations=prior.iterations, batch_size=prior.batch_size, lr=prior.lr,
+                         seed=params.seed)
 
 
-def main(params: dict) -> None:
-    config = config_from_params(params)
-    metrics = run_shape_ae(TRAIN, VAL, OUT, config, METRICS)
-    print(f"shape autoencoder ({config.depth} depth): val IoU {metrics['val']['iou']:.3f}, "
-          f"train IoU {metrics['train']['iou']:.3f}, {metrics['train_seconds']} s")
+def shape_ae(
+    prepared: Annotated[Path, typer.Argument(help="Prepared train store (data/prepared/train.zarr).")],
+    depth: Annotated[Path, typer.Argument(help="Its depth store (data/depth/train.zarr).")],
+    out: Annotated[Path, typer.Argument(help="Autoencoder checkpoint to write (data/models/shape_ae.pt).")],
+    val_prepared: Annotated[Path | None, typer.Option(help="Prepared val store, for reconstruction metrics.")] = None,
+    val_depth: Annotated[Path | None, typer.Option(help="Its depth store.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Write the reconstruction metrics (JSON) here.")] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
+    depth_mode: Annotated[str | None, typer.Option("--depth-mode", help="Local depth in the code: all | visible | none [shape_prior.depth].")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Training steps [shape_prior.iterations].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Crops per step [shape_prior.batch_size].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate [shape_prior.lr].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [seed].")] = None,
+) -> None:
+    """Train the 3D shape prior's autoencoder (§3.8) on ground-truth amodal crops + local depth."""
+    with exit_on_input_error():
+        val = validation_pair(val_prepared, val_depth)
+        config = shape_ae_config(stage_params(params, {
+            "shape_prior.depth": depth_mode, "shape_prior.iterations": iterations,
+            "shape_prior.batch_size": batch_size, "shape_prior.lr": lr, "seed": seed}))
+        result = run_shape_ae((prepared, depth), val, out, config, metrics, progress=sys.stderr.isatty())
+        print(f"shape autoencoder ({config.depth} depth): train IoU {result['train']['iou']:.3f}"
+              + (f", val IoU {result['val']['iou']:.3f}" if val else "") + f", {result['train_seconds']} s -> {out}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(shape_ae)

@@ -1,65 +1,77 @@
-"""Stage `train`: DAISnet on the prepared train split (+ depth and features) -> data/models/daisnet.pt.
+"""Stage `train`: DAISnet on the prepared train split (+ depth and features) -> a model checkpoint.
+
+    python -m stages.train data/prepared/train.zarr data/models/daisnet.pt --features data/features/train.zarr \
+        --depth data/depth/train.zarr --work-dir data/cache/train --live dvclive/train \
+        --summary reports/train.json                                      (dvc.yaml; = `daisnet train`)
 
 With `model.shape_prior: on` the shape autoencoder and codebook (stages `shape_ae`, `codebook`)
-are loaded into the model and saved with it.
-
-Resumes from data/cache/train/last.pt when that run had the same params (a killed `dvc repro`
-picks up where it stopped). Curves go to dvclive/train for `dvc plots show`. `train.processes`
-local processes train with DistributedDataParallel (daisnet/train/launch.py); under `torchrun`
-its process count is used instead.
+are loaded into the model and saved with it. Resumes from WORK_DIR/last.pt when that run had the
+same params (a killed `dvc repro` picks up where it stopped). `train.processes` local processes
+train with DistributedDataParallel (daisnet/train/launch.py); under `torchrun` its count wins.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+import typer
 import zarr
 
-from daisnet.data.torch_dataset import AmodalDataset
+from daisnet.data.torch_dataset import AmodalDataset, AugmentConfig
+from daisnet.errors import InputError, exit_on_input_error
 from daisnet.hashing import sha256_file
+from daisnet.model.config import ModelConfig
+from daisnet.params import Params
 from daisnet.shape.codebook import configure_shape_prior
 from daisnet.train.launch import launch
-from daisnet.pipeline.live import DvcLiveLogger
-from daisnet.train.loop import train
-from daisnet.train.params import configs_from_params, rgb_statistics
-from stages.common import run_stage
-
-PREPARED = "data/prepared/train.zarr"
-FEATURES = "data/features/train.zarr"
-DEPTH = "data/depth/train.zarr"
-OUT = Path("data/models/daisnet.pt")
-WORK = Path("data/cache/train")
-LIVE = Path("dvclive/train")
-SUMMARY = Path("reports/train.json")
-# The 3D shape prior's stage outputs, used when model.shape_prior is on (dvc.yaml lists them as deps
-# always: DVC deps cannot be conditional).
-SHAPE_AE = "data/models/shape_ae.pt"
-CODEBOOK = "data/models/codebook.npz"
+from daisnet.train.loop import TrainConfig, train as train_loop
+from daisnet.train.statistics import rgb_statistics
+from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, write_json
 
 
 @dataclass(frozen=True)
 class TrainPaths:
-    """Where a training run reads and writes (the stage's paths, or those given to `daisnet train`)."""
+    """Where a training run reads and writes."""
 
-    prepared: str | Path
-    features: str | Path | None
-    depth: str | Path | None
+    prepared: Path
     out: Path
+    features: Path | None
+    depth: Path | None
     work: Path
+    shape_ae: Path | None = None  # the shape prior's files (model.shape_prior: on)
+    codebook: Path | None = None
     live: Path | None = None  # dvclive curves (`dvc plots show`); None: none
-    summary: Path | None = None  # reports/train.json; None: none
-    shape_ae: str | Path = SHAPE_AE
-    codebook: str | Path = CODEBOOK
+    summary: Path | None = None  # the run's summary (JSON); None: none
 
 
-STAGE_PATHS = TrainPaths(PREPARED, FEATURES, DEPTH, OUT, WORK, LIVE, SUMMARY)
+def model_config(params: Params) -> ModelConfig:
+    """`model.*`, with what the model takes from other sections passed explicitly: the regional
+    map count (`features.regional.offsets`) and, when the prior is on, `shape_prior.depth/top_k/fusion_width`."""
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in params.model.model_dump().items()}
+    prior = params.shape_prior
+    # Only when the prior is on: a run without it keeps the same config (and resumable fingerprint).
+    shape = ({"shape_prior_depth": prior.depth, "shape_prior_k": prior.top_k, "shape_prior_width": prior.fusion_width}
+             if params.model.shape_prior == "on" else {})
+    config = ModelConfig(**values, **shape, regional_channels=params.features.regional.offsets)
+    config.validate()
+    return config
 
 
-def feature_meta(path: str | Path | None) -> dict:
+def train_config(params: Params) -> TrainConfig:
+    """`train.*` and `seed`."""
+    values = params.train.model_dump()
+    return TrainConfig(**{**values, "decay_milestones": tuple(values["decay_milestones"])}, seed=params.seed)
+
+
+def augment_config(params: Params) -> AugmentConfig:
+    """`augment.*` (§4.2 post-processing)."""
+    return AugmentConfig(**params.augment.model_dump())
+
+
+def feature_meta(path: Path | None) -> dict:
     """What `daisnet predict` needs to recompute the features of a new image like the train split's."""
     if path is None:
         return {}
@@ -68,45 +80,62 @@ def feature_meta(path: str | Path | None) -> dict:
                          "log10_depth_std": attrs.get("log10_depth_std")}}
 
 
-def main(params: dict) -> None:
-    run_training(params, STAGE_PATHS)
-
-
-def run_training(params: dict, paths: TrainPaths) -> None:
-    """Train with `train.processes` local processes (the stage, and `daisnet train`)."""
-    _, train_config, _ = configs_from_params(params)  # bad params fail here, before any process starts
-    launch(train_process, (params, paths), train_config.processes)
-
-
-def train_process(params: dict, paths: TrainPaths) -> None:
+def train_process(params: Params, paths: TrainPaths) -> None:
     """One training process (of `train.processes`; rank 0 writes the model, curves and summary)."""
-    model_config, train_config, augment = configs_from_params(params)
+    config, schedule, augment = model_config(params), train_config(params), augment_config(params)
     shape_prior = None
     fingerprint_extra: dict = {}
-    if model_config.shape_prior == "on":
+    if config.shape_prior == "on":
+        if paths.shape_ae is None or paths.codebook is None:
+            raise InputError("model.shape_prior: on needs --shape-ae and --codebook (stages shape_ae, codebook)")
+        shape_ae, codebook = paths.shape_ae, paths.codebook
         # Checked before anything runs: a codebook of another autoencoder or depth mode is refused.
-        model_config = configure_shape_prior(model_config, paths.shape_ae, paths.codebook)
-        shape_prior = (paths.shape_ae, paths.codebook)
-        fingerprint_extra["codebook_sha256"] = sha256_file(paths.codebook)
-    dataset = AmodalDataset(paths.prepared, model_config, paths.features, paths.depth, augment, seed=train_config.seed,
-                            crop_width=train_config.crop_width)
-    stats = None if model_config.weights == "imagenet" else rgb_statistics(dataset.store)
+        config = configure_shape_prior(config, shape_ae, codebook)
+        shape_prior = (shape_ae, codebook)
+        fingerprint_extra["codebook_sha256"] = sha256_file(codebook)
+    dataset = AmodalDataset(paths.prepared, config, paths.features, paths.depth, augment, seed=schedule.seed,
+                            crop_width=schedule.crop_width)
+    stats = None if config.weights == "imagenet" else rgb_statistics(dataset.store)
     rank0 = int(os.environ.get("RANK", "0")) == 0
-    resume = (paths.work / "last.pt").exists()
-    if rank0 and paths.live is not None and not resume and paths.live.exists():
-        shutil.rmtree(paths.live)
-    logger = DvcLiveLogger(paths.live, resume=resume) if rank0 and paths.live is not None else None
-    summary = train(model_config, train_config, dataset, paths.out, paths.work, logger, rgb_stats=stats,
-                    fingerprint_extra={"train_images": len(dataset), **fingerprint_extra},
-                    meta_extra=feature_meta(paths.features), shape_prior=shape_prior)
+    logger = None
+    if rank0 and paths.live is not None:
+        from daisnet.pipeline.live import DvcLiveLogger
+
+        logger = DvcLiveLogger(paths.live)  # opened by the loop, once it knows whether it resumes
+    summary = train_loop(config, schedule, dataset, paths.out, paths.work, logger, rgb_stats=stats,
+                         fingerprint_extra={"train_images": len(dataset), **fingerprint_extra},
+                         meta_extra=feature_meta(paths.features), shape_prior=shape_prior)
     if logger is not None:
         logger.close()
     if rank0 and paths.summary is not None:
-        paths.summary.parent.mkdir(parents=True, exist_ok=True)
-        paths.summary.write_text(json.dumps({"train_seconds": round(summary["seconds"], 1),
-                                             "iterations": summary["iterations"],
-                                             "resumed_from": summary["start_iteration"]}, indent=2))
+        write_json(paths.summary, {"train_seconds": round(summary["seconds"], 1), "iterations": summary["iterations"],
+                                   "resumed_from": summary["start_iteration"]})
+
+
+def train(
+    prepared: Annotated[Path, typer.Argument(help="Prepared train store (data/prepared/train.zarr).")],
+    out: Annotated[Path, typer.Argument(help="Model checkpoint to write (data/models/daisnet.pt).")],
+    features: Annotated[Path | None, typer.Option(help="Features store (needed by the depth, depth_raw, normal inputs).")] = None,
+    depth: Annotated[Path | None, typer.Option(help="Depth store (needed by the occlusion-edge head and the shape prior).")] = None,
+    work_dir: Annotated[Path, typer.Option(help="Resume point of an interrupted run (last.pt).")] = Path("data/cache/train"),
+    shape_ae: Annotated[Path | None, typer.Option(help="Shape autoencoder (model.shape_prior: on).")] = None,
+    codebook: Annotated[Path | None, typer.Option(help="Shape codebook (model.shape_prior: on).")] = None,
+    live: Annotated[Path | None, typer.Option(help="dvclive folder for the training curves (`dvc plots show`).")] = None,
+    summary: Annotated[Path | None, typer.Option(help="Write the run's summary (JSON: seconds, iterations) here.")] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
+    iterations: Annotated[int | None, typer.Option(help="Training iterations [train.iterations].")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N [train.device].")] = None,
+    processes: Annotated[int | None, typer.Option(help="Local DDP processes [train.processes].")] = None,
+) -> None:
+    """Train DAISnet (`train.processes` processes); resumes from WORK_DIR/last.pt when the settings match."""
+    with exit_on_input_error():
+        settings = stage_params(params, {"train.iterations": iterations, "train.device": device,
+                                         "train.processes": processes})
+        model_config(settings)  # bad params fail here, before any process starts
+        paths = TrainPaths(prepared, out, features, depth, work_dir, shape_ae, codebook, live, summary)
+        launch(train_process, (settings, paths), settings.train.processes)
+        print(f"trained -> {out}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(train)

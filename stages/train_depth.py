@@ -1,44 +1,60 @@
 """Stage `train_depth`: train BTS on the synthetic ground-truth depth (paper §3.3, §4.2).
 
-Reads data/prepared/{train,val}.zarr (`depth_gt`), writes data/models/bts.pt (our checkpoint format)
-and reports/depth.json (Eigen-protocol metrics on val next to the per-pixel-mean baseline, for
-`dvc metrics show`). Params: `depth.encoder`, `depth.max_depth`, `depth.train.*`, `seed`; not
-`depth.source` or `depth.checkpoint`, so switching the depth source never retrains.
+    python -m stages.train_depth data/prepared/train.zarr data/prepared/val.zarr data/models/bts.pt \
+        --metrics reports/depth.json                                  (dvc.yaml; = `daisnet train-depth`)
+
+The metrics are Eigen's on val next to the per-pixel-mean baseline. Params: `depth.encoder`,
+`depth.max_depth`, `depth.train.*`, `seed`; not `depth.source` or `depth.checkpoint`, so switching
+the depth source never retrains.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from daisnet.depth.train import DepthTrainConfig, train_bts
-from daisnet.errors import InputError
-from daisnet.params import section
-from stages.common import run_stage
-
-TRAIN, VAL = "data/prepared/train.zarr", "data/prepared/val.zarr"
-OUT = "data/models/bts.pt"
-METRICS = "reports/depth.json"
+from daisnet.errors import exit_on_input_error
+from daisnet.params import Params
+from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params
 
 
-def config_from_params(params: dict) -> DepthTrainConfig:
-    train = dict(section(params, "depth.train"))
-    known = set(DepthTrainConfig.__dataclass_fields__) - {"encoder", "max_depth", "seed"}
-    unknown = sorted(set(train) - known)
-    if unknown:
-        raise InputError(f"unknown key depth.train.{unknown[0]} (known: {sorted(known)})", path="params.yaml")
-    try:
-        return DepthTrainConfig(encoder=section(params, "depth.encoder"), max_depth=float(section(params, "depth.max_depth")),
-                                seed=int(params.get("seed", 0)), **train)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad depth params ({exc})", path="params.yaml") from None
+def depth_train_config(params: Params) -> DepthTrainConfig:
+    """BTS training settings: `depth.encoder`, `depth.max_depth`, `depth.train.*` and `seed`."""
+    return DepthTrainConfig(encoder=params.depth.encoder, max_depth=params.depth.max_depth, seed=params.seed,
+                            **params.depth.train.model_dump())
 
 
-def main(params: dict) -> None:
-    metrics = train_bts(TRAIN, VAL, OUT, METRICS, config_from_params(params), progress=sys.stderr.isatty())
-    val, base = metrics["val"], metrics["baseline_pixel_mean"]
-    print(f"val abs rel {val['abs_rel']:.3f} (per-pixel mean baseline {base['abs_rel']:.3f}), "
-          f"RMSE {val['rmse']:.2f} m, delta<1.25 {val['delta1']:.3f}; {metrics['train_seconds']:.0f} s training")
+def train_depth(
+    train: Annotated[Path, typer.Argument(help="Prepared train store with `depth_gt` (data/prepared/train.zarr).")],
+    val: Annotated[Path, typer.Argument(help="Prepared val store with `depth_gt`.")],
+    out: Annotated[Path, typer.Argument(help="Checkpoint to write (data/models/bts.pt).")],
+    metrics: Annotated[Path | None, typer.Option(help="Write the val metrics (JSON) here.")] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
+    encoder: Annotated[str | None, typer.Option(help="resnet18_bts, resnet34_bts, resnet50_bts, densenet161_bts [depth.encoder].")] = None,
+    num_features: Annotated[int | None, typer.Option(help="Decoder width (official: 512) [depth.train.num_features].")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Training iterations [depth.train.iterations].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per iteration [depth.train.batch_size].")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (AdamW) [depth.train.lr].")] = None,
+    input_scale: Annotated[float | None, typer.Option(help="Train and predict at this image scale [depth.train.input_scale].")] = None,
+    max_depth: Annotated[float | None, typer.Option(help="Depth range in metres [depth.max_depth].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [seed].")] = None,
+) -> None:
+    """Train BTS on synthetic ground-truth depth (§3.3); report Eigen metrics on val and the baseline."""
+    with exit_on_input_error():
+        config = depth_train_config(stage_params(params, {
+            "depth.encoder": encoder, "depth.train.num_features": num_features, "depth.train.iterations": iterations,
+            "depth.train.batch_size": batch_size, "depth.train.lr": lr, "depth.train.input_scale": input_scale,
+            "depth.max_depth": max_depth, "seed": seed}))
+        result = train_bts(train, val, out, metrics, config, progress=sys.stderr.isatty())
+        val_metrics, base = result["val"], result["baseline_pixel_mean"]
+        print(f"val abs rel {val_metrics['abs_rel']:.3f} (per-pixel mean baseline {base['abs_rel']:.3f}), "
+              f"RMSE {val_metrics['rmse']:.2f} m, delta<1.25 {val_metrics['delta1']:.3f}; "
+              f"{result['train_seconds']:.0f} s training")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    run(train_depth)

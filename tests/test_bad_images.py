@@ -15,7 +15,7 @@ from kins_data import annotations_2020, write_dataset
 
 
 def rasterize(ann: Path, images: Path, out: Path, depth: Path | None = None) -> tuple[int, list[str]]:
-    args = ["rasterize", str(ann), str(images), str(out), "--workers", "0"]
+    args = ["rasterize", str(ann), str(out), "--images", str(images), "--workers", "0"]
     if depth is not None:
         args += ["--depth", str(depth)]
     result = CliRunner().invoke(app, args)

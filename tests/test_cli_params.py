@@ -39,21 +39,40 @@ def file_hashes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def stage_commands() -> dict[str, str]:
+    """dvc.yaml stage -> its cmd (foreach stages with their first item)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {name: (stage["do"]["cmd"].replace("${item}", stage["foreach"][0]) if "do" in stage else stage["cmd"])
+            for name, stage in stages.items()}
+
+
+def test_every_stage_of_dvc_yaml_is_the_daisnet_command_of_the_same_name() -> None:
+    """One front door: dvc.yaml runs `python -m stages.X`, whose function is `daisnet x` itself."""
+    import importlib
+
+    commands = {info.name: info.callback for info in app.registered_commands}
+    for stage, cmd in stage_commands().items():
+        module = importlib.import_module(cmd.split()[2])
+        function = getattr(module, stage)
+        assert commands[stage.replace("_", "-")] is function, stage
+
+
 def test_synth_command_renders_the_stage_bytes(tmp_path: Path) -> None:
     params = small_params(tmp_path, synth={"train_images": 3, "val_images": 2, "workers": 1})
-    stage = subprocess.run([sys.executable, "-m", "stages.synth"], cwd=tmp_path, capture_output=True, text=True,
-                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stage = subprocess.run([sys.executable, *stage_commands()["synth"].split()[1:]], cwd=tmp_path,
+                           capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert stage.returncode == 0, stage.stderr
-    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "cli"), "--params", str(params)])
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "cli"), "--params", str(params)])
     assert result.exit_code == 0, result.output
     stage_files, cli_files = file_hashes(tmp_path / "data" / "raw" / "synth"), file_hashes(tmp_path / "cli")
     assert len(stage_files) == 2 + 1 + 2 * 5  # annotations, report, images and depth PNGs
     assert cli_files == stage_files
+    assert (tmp_path / "reports" / "synth.json").is_file()
 
 
 def test_an_option_overrides_one_param(tmp_path: Path) -> None:
     params = small_params(tmp_path, synth={"train_images": 2, "val_images": 1, "workers": 1})
-    result = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "a"), "--params", str(params),
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "a"), "--params", str(params),
                                       "--train-images", "1"])
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "a" / "train" / "image_2").glob("*.png"))) == 1
@@ -69,7 +88,7 @@ def test_a_model_from_daisnet_train_is_accepted_by_daisnet_predict(tiny_features
         train={"iterations": 2, "batch_size": 1, "checkpoint_every": 2, "log_every": 1, "crop_width": 96},
     )
     model = tmp_path / "model.pt"
-    trained = CliRunner().invoke(app, ["train", str(tiny_features["train"]), "--out", str(model),
+    trained = CliRunner().invoke(app, ["train", str(tiny_features["train"]), str(model),
                                        "--features", str(tiny_features["features_train"]),
                                        "--depth", str(tiny_features["depth_train"]), "--params", str(params),
                                        "--work-dir", str(tmp_path / "work")])

@@ -28,14 +28,17 @@ from dataclasses import replace
 from pathlib import Path
 
 from daisnet.data.rasterize import RasterizeConfig, rasterize
-from daisnet.data.synth.dataset import config_from_params, generate
+from daisnet.data.synth.dataset import generate
 from daisnet.depth.store import write_depth_store
 from daisnet.features.store import FeatureParams, compute_features
 from daisnet.params import load_params
 
 out = Path(".")  # relative: stores record their inputs' paths, which must not differ between the runs
+from stages.features import feature_params
+from stages.synth import synth_config
+
 params = load_params(sys.argv[1])
-config = replace(config_from_params(params["synth"], seed=params["seed"]), train_images=10, val_images=3, workers=1)
+config = replace(synth_config(params), train_images=10, val_images=3, workers=1)
 generate(config, out / "raw")
 for split in ("train", "val"):
     rasterize(out / "raw" / "annotations" / f"{split}.json", out / "raw" / split / "image_2",
@@ -44,7 +47,7 @@ for split in ("train", "val"):
     write_depth_store(out / "prepared" / f"{split}.zarr", out / "depth" / f"{split}.zarr", None, source="ground_truth")
 compute_features({s: out / "depth" / f"{s}.zarr" for s in ("train", "val")},
                  {s: out / "features" / f"{s}.zarr" for s in ("train", "val")},
-                 FeatureParams.from_params(params["features"]), stats_from=out / "depth" / "train.zarr", workers=0)
+                 feature_params(params.features), stats_from=out / "depth" / "train.zarr", workers=0)
 """
 
 BASELINE_ONLY = {

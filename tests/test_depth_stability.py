@@ -18,11 +18,11 @@ import pytest
 import zarr
 
 from daisnet.data.rasterize import RasterizeConfig, rasterize
-from daisnet.data.synth.dataset import config_from_params as synth_config
 from daisnet.data.synth.dataset import generate
 from daisnet.depth.train import train_bts
 from daisnet.params import load_params
-from stages.train_depth import config_from_params
+from stages.synth import synth_config
+from stages.train_depth import depth_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -33,7 +33,7 @@ def default_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The default synthetic dataset (params.yaml), rendered and rasterized: {split: prepared store}."""
     params = load_params(ROOT / "params.yaml")
     root = tmp_path_factory.mktemp("default_data")
-    generate(synth_config(params["synth"], seed=params["seed"]), root / "raw")
+    generate(synth_config(params), root / "raw")
     stores = {}
     for split in ("train", "val"):
         stores[split] = root / f"{split}.zarr"
@@ -56,7 +56,7 @@ def with_uint8_noise(store: Path, out: Path, seed: int) -> Path:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_default_bts_training_is_stable(default_data: dict[str, Path], tmp_path: Path, seed: int) -> None:
-    config = replace(config_from_params(load_params(ROOT / "params.yaml")), seed=seed)
+    config = replace(depth_train_config(load_params(ROOT / "params.yaml")), seed=seed)
     # seed 0 on the exact images is the default run itself; the others also perturb the pixels
     train = default_data["train"] if seed == 0 else with_uint8_noise(default_data["train"], tmp_path / "noisy.zarr", seed)
     metrics = train_bts(train, default_data["val"], tmp_path / "bts.pt", None, config, log=lambda _: None)

@@ -16,7 +16,8 @@ from daisnet.depth.store import write_depth_store
 from daisnet.depth.train import DepthTrainConfig, open_split, train_bts
 from daisnet.errors import InputError
 from stages.depth import predictor
-from stages.train_depth import config_from_params
+from daisnet.params import load_params
+from stages.train_depth import depth_train_config
 
 TINY = DepthTrainConfig(num_features=32, iterations=2, batch_size=2, lr=1e-3, warmup=1, input_scale=0.5,
                         eval_batch_size=2, log_every=1)
@@ -47,11 +48,11 @@ def test_train_writes_checkpoint_and_metrics(trained: dict) -> None:
 
 
 def test_depth_stage_bts_source(trained: dict, tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
-    params = {"depth": {"source": "bts", "checkpoint": str(trained["checkpoint"]), "encoder": "resnet18_bts",
-                        "max_depth": 80.0, "focal": 721.5377, "focal_reference": 715.0873, "batch_size": 2,
-                        "device": "auto"}}
-    source, predict_fn, attrs = predictor(params)
-    assert source == "bts" and attrs["checkpoint_sha256"] == sha256_file(trained["checkpoint"])
+    settings = load_params("params.yaml", {"depth.source": "bts", "depth.checkpoint": str(trained["checkpoint"]),
+                                           "depth.batch_size": 2}).depth
+    predict_fn, attrs = predictor(settings)
+    source = settings.source
+    assert attrs["checkpoint_sha256"] == sha256_file(trained["checkpoint"])
     out = tmp_path / "val.zarr"
     write_depth_store(tiny_pipeline["val"], out, predict_fn, source=source, attrs=attrs)
     group = zarr.open_group(str(out), mode="r")
@@ -64,11 +65,10 @@ def test_depth_stage_bts_source(trained: dict, tiny_pipeline: dict[str, Path], t
 
 
 def test_depth_stage_refuses_wrong_encoder_for_checkpoint(trained: dict) -> None:
-    params = {"depth": {"source": "bts", "checkpoint": str(trained["checkpoint"]), "encoder": "resnet50_bts",
-                        "max_depth": 80.0, "focal": 721.5377, "focal_reference": 715.0873, "batch_size": 2,
-                        "device": "cpu"}}
+    settings = load_params("params.yaml", {"depth.source": "bts", "depth.checkpoint": str(trained["checkpoint"]),
+                                           "depth.encoder": "resnet50_bts", "depth.device": "cpu"}).depth
     with pytest.raises(InputError, match="expected encoder resnet50_bts"):
-        predictor(params)
+        predictor(settings)
 
 
 def test_store_without_ground_truth_cannot_train(tmp_path: Path) -> None:
@@ -78,17 +78,11 @@ def test_store_without_ground_truth_cannot_train(tmp_path: Path) -> None:
         open_split(tmp_path / "kins.zarr")
 
 
-def test_train_params_are_checked() -> None:
-    params = {"seed": 0, "depth": {"encoder": "resnet18_bts", "max_depth": 80.0,
-                                   "train": {"iterations": 5, "input_scale": 0.5}}}
-    assert config_from_params(params).iterations == 5
-    params["depth"]["train"]["iteratons"] = 5
-    with pytest.raises(InputError, match="unknown key depth.train.iteratons"):
-        config_from_params(params)
-    del params["depth"]["train"]["iteratons"]
-    params["depth"]["train"]["input_scale"] = 2.0
-    with pytest.raises(InputError, match="input_scale"):
-        config_from_params(params)
+def test_train_config_comes_from_params_yaml() -> None:
+    from daisnet.params import load_params
+
+    config = depth_train_config(load_params("params.yaml", {"depth.train.iterations": 5}))
+    assert config.iterations == 5 and config.input_scale == 0.25 and config.encoder == "resnet18_bts"
 
 
 def test_cli_bad_checkpoint_is_one_line_and_exit_2(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
@@ -98,7 +92,7 @@ def test_cli_bad_checkpoint_is_one_line_and_exit_2(tiny_pipeline: dict[str, Path
 
     bad = tmp_path / "bts.pt"
     bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
-    result = CliRunner().invoke(app, ["depth", "--prepared", str(tiny_pipeline["val"]), "--out",
+    result = CliRunner().invoke(app, ["depth", str(tiny_pipeline["val"]),
                                       str(tmp_path / "d.zarr"), "--source", "bts", "--checkpoint", str(bad)])
     assert result.exit_code == 2
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
@@ -139,15 +133,3 @@ def test_store_with_no_valid_depth_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no valid depth pixel") as err:
         train_bts(store, store, tmp_path / "bts.pt", None, config, log=lambda _: None)
     assert str(store) in err.value.message() and not (tmp_path / "bts.pt").exists()
-
-
-@pytest.mark.parametrize("key, value, words", [("warmup", -1, "warmup must be >= 0"),
-                                               ("plane_min_denominator", 2.0, "plane_min_denominator must be null or in \\(0, 1\\]"),
-                                               ("plane_min_denominator", 0.0, "plane_min_denominator must be null or in \\(0, 1\\]")])
-def test_bad_bts_training_params_are_one_line(key: str, value: float, words: str) -> None:
-    from daisnet.params import load_params
-
-    params = load_params("params.yaml")
-    params["depth"]["train"][key] = value
-    with pytest.raises(InputError, match=words):
-        config_from_params(params)

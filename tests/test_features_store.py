@@ -167,17 +167,14 @@ def test_dask_cluster_writes_the_same_bytes_as_in_process(depth_stores: dict[str
 
 
 def test_params_are_validated() -> None:
-    section = {"regional": {"step": 3.0, "offsets": 4, "floor": "soft"},
-               "normals": {"kernel": 5, "dz": 0.8}, "precision": "float16", "workers": 2}
-    assert FeatureParams.from_params(section) == FeatureParams()
-    for key, value, match in (("kernel", 4, "features.normals.kernel"), ("dz", 0, "features.normals.dz")):
-        bad = {**section, "normals": {**section["normals"], key: value}}
-        with pytest.raises(InputError, match=match):
-            FeatureParams.from_params(bad)
+    from daisnet.params import load_params
+    from stages.features import feature_params
+
+    assert feature_params(load_params("params.yaml").features) == FeatureParams()
+    with pytest.raises(InputError, match="features.normals.kernel"):
+        FeatureParams(kernel=4).validate()
     with pytest.raises(InputError, match="features.regional.floor"):
-        FeatureParams.from_params({**section, "regional": {**section["regional"], "floor": "round"}})
-    with pytest.raises(InputError, match="missing"):
-        FeatureParams.from_params({"normals": {}})
+        FeatureParams(floor="round").validate()
 
 
 def test_cli_features(depth_stores: dict[str, Path], tmp_path: Path) -> None:
@@ -194,9 +191,9 @@ def test_cli_bad_input_is_one_line_and_exit_2(depth_stores: dict[str, Path], tmp
     runner = CliRunner()
     for args, message in (
         (["features", str(depth_stores["train"]), "--kernel", "4", "--workers", "0", "--out-dir", str(tmp_path)],
-         "features.normals.kernel: must be an odd integer >= 3, not 4"),
+         "params.yaml with the command line's features.normals.kernel: features.normals.kernel: must be odd"),
         (["features", str(tmp_path / "missing.zarr"), "--workers", "0", "--out-dir", str(tmp_path)], "store not found"),
-        (["depth", "--prepared", str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "d.zarr")], "store not found"),
+        (["depth", str(tmp_path / "nope.zarr"), str(tmp_path / "d.zarr")], "store not found"),
     ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, result.output

@@ -11,7 +11,6 @@ import torch.distributed as dist
 
 from daisnet.errors import InputError
 from daisnet.train.launch import launch, threads_per_process
-from daisnet.train.params import configs_from_params
 
 
 def _all_reduce_ranks(out_dir: str) -> None:
@@ -56,5 +55,7 @@ def test_a_worker_error_is_one_line_and_ends_every_process(tmp_path, capfd):
 
 
 def test_processes_must_be_positive():
-    with pytest.raises(InputError, match="train.processes must be >= 1"):
-        configs_from_params({"train": {"processes": 0}})
+    from daisnet.params import load_params
+
+    with pytest.raises(InputError, match="train.processes: .*greater than or equal to 1"):
+        load_params("params.yaml", {"train.processes": 0})

@@ -52,23 +52,23 @@ def raw(tiny_pipeline: dict, tmp_path: Path) -> Path:
 
 def test_rasterize_output_is_its_annotation_file(raw: Path) -> None:
     ann = raw / "annotations" / "val.json"
-    refused(["rasterize", str(ann), str(raw / "val" / "image_2"), str(ann)], raw, words="the output is the input")
+    refused(["rasterize", str(ann), str(ann), "--images", str(raw / "val" / "image_2")], raw, words="the output is the input")
 
 
 def test_rasterize_output_contains_its_images(raw: Path) -> None:
-    refused(["rasterize", str(raw / "annotations" / "val.json"), str(raw / "val" / "image_2"), str(raw / "val")],
+    refused(["rasterize", str(raw / "annotations" / "val.json"), str(raw / "val"), "--images", str(raw / "val" / "image_2")],
             raw, words="the output contains the input")
 
 
 def test_rasterize_output_inside_its_images(raw: Path) -> None:
     images = raw / "val" / "image_2"
-    refused(["rasterize", str(raw / "annotations" / "val.json"), str(images), str(images / "out.zarr")],
+    refused(["rasterize", str(raw / "annotations" / "val.json"), str(images / "out.zarr"), "--images", str(images)],
             raw, words="sits inside the input")
 
 
 def test_depth_output_is_its_prepared_store(tiny_pipeline: dict, tmp_path: Path) -> None:
     store = Path(shutil.copytree(tiny_pipeline["val"], tmp_path / "val.zarr"))
-    refused(["depth", "--prepared", str(store), "--out", str(store)], store, words="the output is the input")
+    refused(["depth", str(store), str(store)], store, words="the output is the input")
 
 
 def test_features_output_folder_is_the_depth_folder(tiny_features: dict, tmp_path: Path) -> None:

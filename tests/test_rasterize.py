@@ -163,7 +163,7 @@ def test_cli_rasterize_and_inspect(tmp_path: Path) -> None:
     ann_path, images_dir, depth_dir = write_dataset(tmp_path, annotations_2020(), depth=True)
     out = tmp_path / "p.zarr"
     runner = CliRunner()
-    result = runner.invoke(app, ["rasterize", str(ann_path), str(images_dir), str(out), "--depth", str(depth_dir),
+    result = runner.invoke(app, ["rasterize", str(ann_path), str(out), "--images", str(images_dir), "--depth", str(depth_dir),
                                  "--workers", "0"])
     assert result.exit_code == 0, result.output
     assert "4 instances" in result.output

@@ -76,7 +76,7 @@ def _run(tmp_path: Path, payload: dict | None = None, raw: bytes | None = None,
     if setup is not None:
         setup(ann_path, images_dir)
     out = tmp_path / "prepared" / "train.zarr"
-    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(images_dir), str(out), "--workers", "0"])
+    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(out), "--images", str(images_dir), "--workers", "0"])
     return result.exit_code, result.output, out
 
 
@@ -137,7 +137,7 @@ def test_unreadable_image_in_a_worker_process(tmp_path: Path) -> None:
     ann_path, images_dir, _ = write_dataset(tmp_path, annotations_2020())
     (images_dir / "a.png").write_bytes(b"garbage")
     out = tmp_path / "prepared" / "train.zarr"
-    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(images_dir), str(out), "--workers", "2",
+    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(out), "--images", str(images_dir), "--workers", "2",
                                       "--images-per-shard", "1"])
     _assert_clean_failure(result.exit_code, result.output, out, "image 11", "cannot read image")
 

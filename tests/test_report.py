@@ -183,9 +183,10 @@ def test_real_dvc_exp_show_in_a_fresh_repo(tmp_path: Path) -> None:
 
 def test_every_profile_override_names_a_real_param_and_gives_valid_configs() -> None:
     """A profile key that params.yaml lacks would make `dvc exp run -S` add a dead param silently."""
-    from daisnet.data.synth.dataset import config_from_params as synth_config
+    from daisnet.params import validate
     from daisnet.pipeline.ablation import PROFILES
-    from daisnet.train.params import configs_from_params
+    from stages.synth import synth_config
+    from stages.train import model_config, train_config
 
     params = yaml.safe_load(Path("params.yaml").read_text())
     for name, overrides in PROFILES.items():
@@ -197,5 +198,6 @@ def test_every_profile_override_names_a_real_param_and_gives_valid_configs() -> 
                 section = section[part]
             assert leaf in section, f"profile {name}: {key} is not in params.yaml"
             section[leaf] = yaml.safe_load(value)
-        configs_from_params(merged)  # raises on a bad model/train value
-        synth_config(merged["synth"], seed=0).validate()
+        profile = validate(merged, f"profile {name}")  # raises on a bad value
+        model_config(profile), train_config(profile)
+        synth_config(profile).validate()

@@ -166,7 +166,7 @@ def test_cli_refuses_a_bad_autoencoder_with_one_line(shape_files, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
     result = CliRunner().invoke(app, ["codebook", str(bad), str(shape_files["train"][0]), str(shape_files["train"][1]),
-                                      "--out", str(tmp_path / "cb.npz")])
+                                      str(tmp_path / "cb.npz")])
     assert result.exit_code == 2 and "bad.pt: not a readable checkpoint" in result.output
     assert not (tmp_path / "cb.npz").exists()
     grid = tmp_path / "grid.png"

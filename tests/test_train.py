@@ -13,12 +13,10 @@ import pytest
 import torch
 
 from daisnet.data.torch_dataset import AmodalDataset, AugmentConfig
-from daisnet.errors import InputError
 from daisnet.model import ModelConfig
 from daisnet.model import checkpoint
 from daisnet.errors import TrainingDiverged
 from daisnet.train.loop import IterationSampler, TrainConfig, build_optimizer, train
-from daisnet.train.params import configs_from_params
 from daisnet.train.schedule import learning_rate, smooth_warmup
 
 TINY_MODEL = ModelConfig(inputs=("rgb",), min_size=64, max_size=128, mask_head_width=16, representation_size=32,
@@ -61,15 +59,6 @@ def test_cosine_decay_falls_from_the_warmed_up_lr_to_zero():
     assert lrs[0] == 0.0 and math.isclose(lrs[5], 0.05 * 0.5 * (1 + math.cos(math.pi * 0.05)))
     assert math.isclose(lrs[50], 0.05) and lrs[100] == 0.0
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
-
-
-def test_train_params_name_params_yaml_when_wrong():
-    for bad, match in [({"optimizer": "adam"}, "train.optimizer"), ({"decay": "linear"}, "train.decay"),
-                       ({"decay_norm_and_bias": "no"}, "train.decay_norm_and_bias"),
-                       ({"crop_width": 16}, "train.crop_width"), ({"crop_width": "320"}, "train.crop_width")]:
-        with pytest.raises(InputError, match=match) as info:
-            configs_from_params({"train": bad})
-        assert "params.yaml" in str(info.value)
 
 
 def test_training_window_cuts_image_masks_and_boxes_alike(tiny_pipeline):
@@ -191,12 +180,17 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(tiny_pipeline, tmp_path
     assert all(torch.equal(a[k], v) for k, v in _weights(again).items())
 
 
-def test_a_checkpoint_of_other_params_is_not_resumed(tiny_pipeline, tmp_path):
+def test_a_checkpoint_of_other_params_is_not_resumed_but_moved_aside_with_a_notice(tiny_pipeline, tmp_path, capsys):
     dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL)
     with pytest.raises(Interrupt):
         train(TINY_MODEL, TINY_TRAIN, dataset, tmp_path / "m.pt", tmp_path / "work", StopAt(3))
+    other_run = (tmp_path / "work" / "last.pt").read_bytes()
+    capsys.readouterr()
     summary = train(TINY_MODEL, replace(TINY_TRAIN, lr=0.005), dataset, tmp_path / "m.pt", tmp_path / "work", StopAt())
     assert summary["start_iteration"] == 0
+    aside = list((tmp_path / "work").glob("last.other-run-*.pt"))
+    assert len(aside) == 1 and aside[0].read_bytes() == other_run  # hours of training are never overwritten
+    assert f"notice: {tmp_path / 'work' / 'last.pt'} is another run's resume point" in capsys.readouterr().out
 
 
 def test_non_finite_loss_stops_with_iteration_and_term_and_keeps_last_checkpoint(tiny_pipeline, tmp_path):

@@ -50,11 +50,11 @@ class DepthTrainConfig:
     """Knobs of `train_bts` (params.yaml `depth` and `depth.train`)."""
 
     encoder: str = "resnet18_bts"
-    num_features: int | None = None
+    num_features: int | None = 128  # None: the official width for the encoder (512)
     max_depth: float = 80.0
-    iterations: int = 300
-    batch_size: int = 4
-    lr: float = 1e-3
+    iterations: int = 200
+    batch_size: int = 8
+    lr: float = 2e-3
     end_lr_factor: float = 0.1
     warmup: int = 50  # iterations of linear lr warm-up: AdamW's first steps from random weights are the largest
     # Floor of the plane guidance's denominator (`LocalPlanarGuidance`): without it a plane seen
@@ -62,7 +62,7 @@ class DepthTrainConfig:
     plane_min_denominator: float | None = 0.1
     weight_decay: float = 1e-2
     bn_momentum: float = 0.1
-    input_scale: float = 1.0
+    input_scale: float = 0.25
     crop_width: int | None = None  # px at input scale; None: the full width
     augment: bool = True
     seed: int = 0

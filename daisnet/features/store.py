@@ -65,19 +65,6 @@ class FeatureParams:
                 raise InputError(f"{problem}, not {getattr(self, key.split('.')[-1], None)!r}", record=key)
         return self
 
-    @staticmethod
-    def from_params(features: dict[str, Any]) -> FeatureParams:
-        """From the `features:` section of params.yaml."""
-        try:
-            regional, normals = features["regional"], features["normals"]
-            return FeatureParams(
-                step=float(regional["step"]), offsets=regional["offsets"], floor=regional["floor"],
-                kernel=normals["kernel"], dz=float(normals["dz"]),
-                normalize_kernel=bool(normals.get("normalize_kernel", False)), precision=features["precision"],
-            ).validate()
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"bad or missing features key ({exc})", path="params.yaml") from None
-
 
 def image_features(depth: np.ndarray, size: tuple[int, int], params: FeatureParams, stats: Moments) -> dict[str, np.ndarray]:
     """The three feature maps of one canvas depth map (H, W), float32, 0 outside the true (h, w)."""

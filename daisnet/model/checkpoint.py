@@ -19,10 +19,19 @@ def config_to_meta(config: ModelConfig) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
 
 
+# What a checkpoint that lacks one of these keys was trained with: the dataclass defaults before
+# they became params.yaml's (a checkpoint records its whole config; older ones lack later keys).
+BEFORE_THE_KEY: dict[str, Any] = {
+    "inputs": ("rgb",), "fpn_channels": 256, "anchor_aspect_ratios": (0.5, 1.0, 2.0), "anchor_scales": (1.0,),
+    "mask_head_width": 256, "representation_size": 1024, "box_batch_size_per_image": 512,
+    "mask_batch_size_per_image": 0, "roi_sampling_ratio": 2,
+}
+
+
 def config_from_meta(meta: dict[str, Any]) -> ModelConfig:
     fields = set(ModelConfig.__dataclass_fields__)
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in meta.items() if k in fields}
-    return ModelConfig(**values)
+    return ModelConfig(**{**BEFORE_THE_KEY, **values})
 
 
 def save(path: str | Path, state: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ class ModelConfig:
         (its size), so that a checkpoint's metadata rebuilds the same architecture.
     """
 
-    inputs: tuple[str, ...] = ("rgb",)
+    inputs: tuple[str, ...] = ("rgb", "depth_raw", "normal")
     regional_channels: int = 4
     backbone_depth: int = 18
     weights: str = "random"
@@ -39,18 +39,18 @@ class ModelConfig:
     num_classes: int = 9  # background + KINS ids 1..8 (label = KINS category id)
     min_size: int = 192
     max_size: int = 640
-    fpn_channels: int = 256  # FPN output width (torchvision and the paper: 256)
+    fpn_channels: int = 128  # FPN output width (torchvision and the paper: 256)
     anchor_sizes: tuple[int, ...] = (16, 32, 64, 128, 256)
-    anchor_aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0)  # height / width, at every level
-    anchor_scales: tuple[float, ...] = (1.0,)  # multiples of each level's anchor size (RetinaNet: 1, 1.26, 1.59)
-    mask_head_width: int = 256
+    anchor_aspect_ratios: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)  # height / width, at every level (torchvision: 0.5, 1, 2)
+    anchor_scales: tuple[float, ...] = (1.0, 1.5)  # multiples of each level's anchor size (RetinaNet: 1, 1.26, 1.59)
+    mask_head_width: int = 64  # the paper: 256
     class_agnostic_masks: bool = False  # one mask per RoI for every class (Mask R-CNN §4.2 ablation) vs one per class
-    representation_size: int = 1024  # box head MLP width
+    representation_size: int = 512  # box head MLP width (the paper: 1024)
     rpn_pre_nms_top_n: tuple[int, int] = (2000, 1000)  # (training, testing)
     rpn_post_nms_top_n: tuple[int, int] = (2000, 1000)
-    box_batch_size_per_image: int = 512  # sampled RoIs per image for the box losses
+    box_batch_size_per_image: int = 256  # sampled RoIs per image for the box losses
     box_positive_fraction: float = 0.25  # at most this share of them positive (Mask R-CNN: 0.25)
-    mask_batch_size_per_image: int = 0  # positives per image for the mask losses; 0 = all (torchvision)
+    mask_batch_size_per_image: int = 32  # positives per image for the mask losses; 0 = all (torchvision)
     occlusion_edge: str = "off"
     edge_head_width: int = 64
     edge_sigma: float = 1.0  # Gaussian blur of the edge target, in RoI-grid px (eq. 24-25)
@@ -62,7 +62,7 @@ class ModelConfig:
     shape_prior_k: int = 16  # codewords retrieved per RoI
     shape_prior_width: int = 64  # fusion convolution width (cost: docs/shape_prior.md)
     shape_prior_codewords: int = 0  # codebook size (set from the codebook file)
-    roi_sampling_ratio: int = 2  # bilinear samples per RoI bin side (torchvision: 2); 1 = a quarter of RoIAlign's cost
+    roi_sampling_ratio: int = 1  # bilinear samples per RoI bin side (torchvision: 2); 1 = a quarter of RoIAlign's cost
     head_norm: str = "none"  # none | batch: BatchNorm in the FPN and mask-head convolutions (torchvision's v2 heads)
     box_detections_per_img: int = 100
     box_score_thresh: float = 0.05
@@ -130,32 +130,3 @@ def channel_counts(config: ModelConfig) -> dict[str, int]:
 def backbone_channels(config: ModelConfig) -> int:
     counts = channel_counts(config)
     return sum(counts[kind] for kind in config.inputs)
-
-
-# params.yaml `shape_prior.<key>` -> ModelConfig field (the keys the model itself uses).
-SHAPE_PRIOR_PARAMS = {"depth": "shape_prior_depth", "top_k": "shape_prior_k", "fusion_width": "shape_prior_width"}
-
-
-def config_from_params(model: dict, regional_channels: int, shape_prior: dict | None = None) -> ModelConfig:
-    """`ModelConfig` from the `model` section of params.yaml (+ the model's keys of `shape_prior`)."""
-    model = dict(model)
-    # The shape_prior_* fields come from the `shape_prior` section (daisnet/train/params.py).
-    known = {k for k in ModelConfig.__dataclass_fields__ if not k.startswith("shape_prior_")} - {"extra", "regional_channels"}
-    unknown = sorted(set(model) - known)
-    if unknown:
-        raise InputError(f"unknown model params {unknown}", path="params.yaml")
-    # YAML 1.1 (and `dvc exp run -S`) reads a bare off/on as a boolean.
-    for key in ("occlusion_edge", "shape_prior"):
-        if isinstance(model.get(key), bool):
-            model[key] = "on" if model[key] else "off"
-    for key in ("inputs", "anchor_sizes", "anchor_aspect_ratios", "anchor_scales", "rpn_pre_nms_top_n",
-                "rpn_post_nms_top_n"):
-        if key in model:
-            value = model[key]
-            model[key] = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-    # Only when the prior is on: a run without it keeps the same config (and resumable fingerprint).
-    section = shape_prior if (shape_prior and model.get("shape_prior") == "on") else {}
-    prior = {field: section[key] for key, field in SHAPE_PRIOR_PARAMS.items() if key in section}
-    config = ModelConfig(**model, **prior, regional_channels=regional_channels)
-    config.validate()
-    return config

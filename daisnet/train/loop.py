@@ -14,9 +14,11 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -27,8 +29,10 @@ from daisnet.data.torch_dataset import AmodalDataset, collate
 from daisnet.device import resolve_device
 from daisnet.errors import InputError, TrainingDiverged
 from daisnet.hashing import fingerprint
-from daisnet.model import ModelConfig, build_daisnet, checkpoint
+from daisnet.model import ModelConfig, checkpoint
+from daisnet.model.factory import RgbStats, build_model
 from daisnet.progress import format_seconds
+from daisnet.train.checkpointer import Checkpointer
 from daisnet.train.schedule import learning_rate
 
 OPTIMIZERS = ("sgd", "adamw")
@@ -36,26 +40,26 @@ OPTIMIZERS = ("sgd", "adamw")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    iterations: int = 300
-    batch_size: int = 2
-    lr: float = 0.02
-    optimizer: str = "sgd"  # sgd (the paper) | adamw (momentum is then Adam's beta1)
+    iterations: int = 1000
+    batch_size: int = 1
+    lr: float = 0.0005
+    optimizer: str = "adamw"  # sgd (the paper) | adamw (momentum is then Adam's beta1)
     momentum: float = 0.9
-    weight_decay: float = 1e-4
+    weight_decay: float = 0.05
     # false: no weight decay on biases and normalization scales (1-D parameters), as many
     # detection recipes do; true decays every parameter (torchvision's reference scripts' default).
-    decay_norm_and_bias: bool = True
-    warmup_iters: int = 100  # eq. 27: t
+    decay_norm_and_bias: bool = False
+    warmup_iters: int = 120  # eq. 27: t
     warmup_power: float = 1.3  # eq. 27: p
     warmup_factor: float = 1.0  # eq. 27: f
     decay_milestones: tuple[float, ...] = (0.8,)
     decay_gamma: float = 0.1
-    decay: str = "step"  # step (at decay_milestones) | cosine (to 0 at the last iteration)
+    decay: str = "cosine"  # step (at decay_milestones) | cosine (to 0 at the last iteration)
     grad_clip: float = 10.0  # max gradient norm; 0 = off (initial norms ~200 from random weights)
     crop_width: int | None = None  # px: train on random full-height windows this wide (AmodalDataset)
-    checkpoint_every: int = 100
+    checkpoint_every: int = 50
     log_every: int = 10
-    num_workers: int = 1
+    num_workers: int = 0
     processes: int = 1  # local DDP processes (daisnet/train/launch.py); torchrun's count wins
     device: str = "auto"
     seed: int = 0
@@ -124,129 +128,113 @@ def _check_finite(losses: dict[str, torch.Tensor], iteration: int, last_good: Pa
                 "Lower train.lr, lengthen train.warmup_iters or set train.grad_clip.")
 
 
-def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalDataset, out: Path,
-          work_dir: Path, logger: Any | None = None, fingerprint_extra: dict | None = None,
-          rgb_stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
-          meta_extra: dict[str, Any] | None = None,
-          shape_prior: tuple[str | Path, str | Path] | None = None) -> dict[str, Any]:
-    """Train and write the final checkpoint to `out`; resumable from `work_dir/last.pt` (an interrupted
-    run's; a completed run removes it).
+class Logger(Protocol):
+    """Where the curves go (`daisnet.pipeline.live.DvcLiveLogger`; tests use their own)."""
 
-    A checkpoint in `work_dir` is resumed only when it was started with the same configuration
-    (fingerprint of both configs and `fingerprint_extra`, e.g. the data's identity).
-    `rgb_stats` (mean, std) normalize RGB (eq. 2); ImageNet's by default. `meta_extra` goes into the
-    final checkpoint's metadata (e.g. the feature params and statistics `daisnet predict` needs).
-    `shape_prior` = (shape autoencoder, codebook) files fill the shape-prior refiner when
-    `model.shape_prior: on` (the config's `shape_prior_codewords` must match the codebook:
-    `daisnet.shape.codebook.configure_shape_prior`); the codebook then travels in the checkpoint.
-    Returns a summary (iterations, seconds, last losses).
+    def log(self, iteration: int, values: dict[str, float]) -> None: ...
+
+
+def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalDataset, out: Path,
+          work_dir: Path, logger: Logger | None = None, fingerprint_extra: dict | None = None,
+          rgb_stats: RgbStats | None = None, meta_extra: dict[str, Any] | None = None,
+          shape_prior: tuple[str | Path, str | Path] | None = None) -> dict[str, Any]:
+    """Train and write the final checkpoint to `out`, with `meta_extra` in its metadata (what
+    `daisnet predict` needs: the stage puts the feature params there). Torchvision's reference
+    shape: the model from `build_model`, resume points from a `Checkpointer`, the iterations in
+    `train_loop`.
+
+    Resumable from `work_dir/last.pt` when it was started with the same configuration
+    (fingerprint of both configs and `fingerprint_extra`, e.g. the data's identity); a logger with a
+    `start(resumed)` method is told which. Returns a summary (iterations, seconds, start).
     """
     rank, world = _distributed()
     device = resolve_device(train_config.device, "train.device")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(train_config.seed + rank)
-    model = build_daisnet(model_config, **({"rgb_mean": rgb_stats[0], "rgb_std": rgb_stats[1]} if rgb_stats else {}))
-    if model_config.weights not in ("random", "imagenet"):
-        init = checkpoint.load(model_config.weights)
-        missing, unexpected = model.load_state_dict(init["model"], strict=False)
-        # The shape-prior refiner is filled from its own files just below.
-        real_missing = [k for k in missing if not k.endswith("num_batches_tracked")
-                        and not k.startswith("roi_heads.amodal_refiners.")]
-        if real_missing:
-            raise InputError(f"initial weights lack {real_missing[0]} (and {len(real_missing) - 1} more)",
-                             path=model_config.weights)
-    if model_config.shape_prior == "on":
-        if shape_prior is None:
-            raise InputError("model.shape_prior: on needs the shape autoencoder and the codebook "
-                             "(data/models/shape_ae.pt, data/models/codebook.npz)", path="params.yaml")
-        from daisnet.shape.codebook import load_shape_prior
-
-        record = load_shape_prior(model, *shape_prior)
-        meta_extra = {**(meta_extra or {}), "shape_prior": record}
+    model, loaded = build_model(model_config, rgb_stats, shape_prior)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, train_config)
-
-    run_id = fingerprint({"model": checkpoint.config_to_meta(model_config),
-                                     "train": _train_meta(train_config), "world": world, "rgb": rgb_stats, **(fingerprint_extra or {})})
-    work_dir = Path(work_dir)
-    last_path = work_dir / "last.pt"
-    start = 0
-    if last_path.is_file():
-        state = checkpoint.load(last_path)
-        # Same settings and not finished (a finished run's last.pt, left by older versions, is ignored).
-        if state.get("meta", {}).get("run_id") == run_id and int(state["meta"]["iteration"]) < train_config.iterations:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"][rank] if world > 1 else state["rng"][0])
-            start = int(state["meta"]["iteration"])
-            if rank == 0:
-                print(f"resuming from {last_path} at iteration {start}", flush=True)
-
+    run_id = fingerprint({"model": checkpoint.config_to_meta(model_config), "train": _train_meta(train_config),
+                          "world": world, "rgb": rgb_stats, **(fingerprint_extra or {})})
+    checkpointer = Checkpointer(work_dir, run_id, train_config.iterations, rank, world)
+    start = checkpointer.resume(model, optimizer)
+    if rank == 0 and hasattr(logger, "start"):
+        logger.start(resumed=start > 0)  # type: ignore[union-attr]
     train_model: torch.nn.Module = model
     if world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
-    sampler = IterationSampler(len(dataset), train_config.batch_size, train_config.iterations,
-                               train_config.seed, start, rank, world)
-    loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                        num_workers=train_config.num_workers,
-                        pin_memory=device.type == "cuda",
-                        # Its own generator: creating the iterator must not draw from the global RNG
-                        # (a resumed run would then sample RoIs differently).
-                        generator=torch.Generator().manual_seed(train_config.seed))
-    train_model.train()
-    last_good = last_path if start > 0 else None
-    summary: dict[str, Any] = {"start_iteration": start}
+    loader = make_loader(dataset, train_config, start, rank, world, pin_memory=device.type == "cuda")
+    summary = train_loop(train_model, optimizer, loader, partial(schedule_of, train_config), checkpointer,
+                         logger if rank == 0 else None, config=train_config, start=start, device=device,
+                         images_per_step=train_config.batch_size * world)
+    if rank == 0:
+        checkpoint.save(out, {"model": model.state_dict(), "meta": {
+            "model_config": checkpoint.config_to_meta(model_config), "train_config": _train_meta(train_config),
+            "iterations": summary["iterations"], "run_id": run_id,
+            "rgb_mean": list(model.transform.image_mean[:3]) if "rgb" in model_config.inputs else None,
+            "rgb_std": list(model.transform.image_std[:3]) if "rgb" in model_config.inputs else None,
+            **loaded, **(meta_extra or {}),
+        }})
+    checkpointer.finish()
+    if world > 1:
+        dist.barrier()
+    return summary
+
+
+def schedule_of(config: TrainConfig, iteration: int) -> float:
+    """The learning rate of an iteration: warm-up (eq. 27), then step or cosine decay."""
+    return learning_rate(iteration, config.lr, config.iterations, config.warmup_iters, config.warmup_power,
+                         config.warmup_factor, tuple(config.decay_milestones), config.decay_gamma, config.decay)
+
+
+def make_loader(dataset: AmodalDataset, config: TrainConfig, start: int, rank: int, world: int,
+                pin_memory: bool = False) -> DataLoader:
+    """The batches of iterations [start, total) that this process trains on."""
+    sampler = IterationSampler(len(dataset), config.batch_size, config.iterations, config.seed, start, rank, world)
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate, num_workers=config.num_workers,
+                      pin_memory=pin_memory,
+                      # Its own generator: creating the iterator must not draw from the global RNG
+                      # (a resumed run would then sample RoIs differently).
+                      generator=torch.Generator().manual_seed(config.seed))
+
+
+def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
+               schedule: Callable[[int], float], checkpointer: Checkpointer, logger: Logger | None, *,
+               config: TrainConfig, start: int, device: torch.device, images_per_step: int) -> dict[str, Any]:
+    """Iterations [start, config.iterations): forward, finite check, backward, clip, step; logs every
+    `log_every`, a resume point every `checkpoint_every` (not at the last: that state is the model's)."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    model.train()
     begin = time.perf_counter()
     iteration = start
     for images, targets in loader:
-        lr = learning_rate(iteration, train_config.lr, train_config.iterations, train_config.warmup_iters,
-                           train_config.warmup_power, train_config.warmup_factor,
-                           tuple(train_config.decay_milestones), train_config.decay_gamma, train_config.decay)
+        lr = schedule(iteration)
         for group in optimizer.param_groups:
             group["lr"] = lr
         images = [img.to(device, non_blocking=True) for img in images]
-        losses = train_model(images, _move(targets, device))
-        _check_finite(losses, iteration, last_good)
+        losses = model(images, _move(targets, device))
+        _check_finite(losses, iteration, checkpointer.last_good)
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
         total.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, train_config.grad_clip if train_config.grad_clip > 0 else math.inf)
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip if config.grad_clip > 0 else math.inf)
         optimizer.step()
         iteration += 1
-        if rank == 0 and (iteration % train_config.log_every == 0 or iteration == train_config.iterations):
+        if iteration % config.log_every == 0 or iteration == config.iterations:
             values = {"loss": float(total.detach()), "lr": lr, "grad_norm": float(grad_norm),
                       **{k: float(v.detach()) for k, v in losses.items()}}
             if logger is not None:
                 logger.log(iteration, values)
-            print(progress_line(iteration, train_config.iterations, start, time.perf_counter() - begin,
-                                train_config.batch_size * world, values), flush=True)
-        # Resume points only: the last iteration's state goes to `out` below, not to last.pt.
-        if iteration % train_config.checkpoint_every == 0 and iteration < train_config.iterations:
-            rngs = _gather_rng(world)
-            if rank == 0:
-                checkpoint.save(last_path, {
-                    "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rngs,
-                    "meta": {"run_id": run_id, "iteration": iteration},
-                })
-                last_good = last_path
-    summary.update(iterations=iteration, seconds=time.perf_counter() - begin)
-    if rank == 0:
-        checkpoint.save(out, {"model": model.state_dict(), "meta": {
-            "model_config": checkpoint.config_to_meta(model_config), "train_config": _train_meta(train_config),
-            "iterations": iteration, "run_id": run_id,
-            "rgb_mean": list(model.transform.image_mean[:3]) if "rgb" in model_config.inputs else None,
-            "rgb_std": list(model.transform.image_std[:3]) if "rgb" in model_config.inputs else None,
-            **(meta_extra or {}),
-        }})
-        # The run is complete: its last resume point goes. A later run with the same settings (after
-        # a code change, say) must train anew, not "resume" from this run's checkpoint.
-        last_path.unlink(missing_ok=True)
-    if world > 1:
-        dist.barrier()
-    return summary
+            if checkpointer.rank == 0:
+                print(progress_line(iteration, config.iterations, start, time.perf_counter() - begin,
+                                    images_per_step, values), flush=True)
+        if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
+            unwrapped = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+            checkpointer.save(iteration, unwrapped, optimizer)
+    return {"start_iteration": start, "iterations": iteration, "seconds": time.perf_counter() - begin}
 
 
 def parameter_groups(params: list[torch.nn.Parameter], config: TrainConfig) -> list[dict[str, Any]]:
@@ -274,16 +262,6 @@ def build_optimizer(params: list[torch.nn.Parameter], config: TrainConfig,
     if config.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=config.lr, betas=(config.momentum, 0.999), fused=fused)
     raise InputError(f"train.optimizer must be one of {list(OPTIMIZERS)}, got {config.optimizer!r}", path="params.yaml")
-
-
-def _gather_rng(world: int) -> list[torch.Tensor]:
-    """Every rank's torch RNG state (rank 0 saves them all, so each rank resumes its own)."""
-    state = torch.get_rng_state()
-    if world == 1:
-        return [state]
-    gathered = [torch.empty_like(state) for _ in range(world)]
-    dist.all_gather(gathered, state)
-    return gathered
 
 
 def _train_meta(config: TrainConfig) -> dict[str, Any]:

@@ -50,7 +50,7 @@ class SynthConfig:
     # Camera focal length in px. None: KITTI's 721.5 px scaled to `width` (the whole KINS field of
     # view, objects shrunk with the image); a number: that focal (721.5 at any size = a window of
     # a KINS camera, objects at KINS's pixel sizes). docs/profiles.md says why the default is the latter.
-    focal: float | None = None
+    focal: float | None = 721.5377
     seed: int = 0
     workers: int = 2
     # Labels as KINS draws them, outlines without holes (daisnet/data/synth/render.py says why).
@@ -269,22 +269,3 @@ def format_histogram(hist: dict, width: int = 40) -> str:
         lines.append(f"  occlusion {lo:.1f}-{hi:.1f}: {count:6d} {bar}")
     lines.append(f"  > 0.2: {hist['fraction_above_0.2']:.1%}   > 0.5: {hist['fraction_above_0.5']:.1%}")
     return "\n".join(lines)
-
-
-def config_from_params(synth: dict, seed: int) -> SynthConfig:
-    """A `SynthConfig` from the `synth` section of params.yaml; unknown keys are refused."""
-    synth = dict(synth)
-    scene = dict(synth.pop("scene", {}) or {})
-    known = set(SynthConfig.__dataclass_fields__) - {"scene", "seed"}
-    unknown = set(synth) - known
-    scene_known = set(SceneConfig.__dataclass_fields__)
-    unknown |= {f"scene.{k}" for k in set(scene) - scene_known}
-    if unknown:
-        raise InputError(f"unknown synth params: {sorted(unknown)}", path="params.yaml")
-    for key, value in scene.items():
-        if isinstance(value, list):
-            scene[key] = tuple(value)
-    try:
-        return SynthConfig(**synth, seed=seed, scene=SceneConfig(**scene))
-    except TypeError as exc:
-        raise InputError(f"bad synth params ({exc})", path="params.yaml") from None

@@ -1,0 +1,74 @@
+"""Resume points of a training run: `work_dir/last.pt`, written every `checkpoint_every` iterations.
+
+A resume point is used only by a run with the same settings (its `run_id`, a fingerprint of the
+configs and the data's identity) that has not finished. One of another run is moved aside with a
+notice, never silently overwritten: it may be the only copy of hours of training.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from daisnet.model import checkpoint
+
+
+class Checkpointer:
+    def __init__(self, work_dir: str | Path, run_id: str, iterations: int, rank: int = 0, world: int = 1) -> None:
+        self.path = Path(work_dir) / "last.pt"
+        self.run_id, self.iterations, self.rank, self.world = run_id, iterations, rank, world
+        self.last_good: Path | None = None
+
+    def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+        """Load this run's resume point into model, optimizer and the RNG; the iteration to start at."""
+        if not self.path.is_file():
+            return 0
+        state = checkpoint.load(self.path)
+        meta = state.get("meta", {})
+        if meta.get("run_id") != self.run_id or int(meta.get("iteration", 0)) >= self.iterations:
+            self._set_aside(meta)
+            return 0
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"][self.rank] if self.world > 1 else state["rng"][0])
+        start = int(meta["iteration"])
+        self.last_good = self.path
+        if self.rank == 0:
+            print(f"resuming from {self.path} at iteration {start}", flush=True)
+        return start
+
+    def _set_aside(self, meta: dict) -> None:
+        # Rank 0 moves it; the others only read it (resume() runs before any process writes).
+        if self.rank != 0 or not self.path.is_file():
+            return
+        aside = self.path.with_name(f"last.other-run-{str(meta.get('run_id', 'unknown'))[:12]}.pt")
+        os.replace(self.path, aside)
+        print(f"notice: {self.path} is another run's resume point (other settings or finished): "
+              f"moved to {aside}; training from iteration 0", flush=True)
+
+    def save(self, iteration: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """A resume point after `iteration` iterations (every rank takes part: the RNG states are gathered)."""
+        rngs = gather_rng_states(self.world)
+        if self.rank == 0:
+            checkpoint.save(self.path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rngs,
+                                        "meta": {"run_id": self.run_id, "iteration": iteration}})
+        self.last_good = self.path
+
+    def finish(self) -> None:
+        """The run is complete: its resume point goes. A later run with the same settings (after a code
+        change, say) must train anew, not "resume" from this run's end."""
+        if self.rank == 0:
+            self.path.unlink(missing_ok=True)
+
+
+def gather_rng_states(world: int) -> list[torch.Tensor]:
+    """Every rank's torch RNG state (rank 0 saves them all, so each rank resumes its own)."""
+    state = torch.get_rng_state()
+    if world == 1:
+        return [state]
+    gathered = [torch.empty_like(state) for _ in range(world)]
+    dist.all_gather(gathered, state)
+    return gathered
