@@ -59,6 +59,17 @@ CASES = [
     ("RLE garbage string", "2019", lambda p: p["annotations"][1]["inmodal_seg"].update(counts="~~~"), "annotation 2",
      "not a valid compressed COCO RLE"),
     ("bad box", "2020", _set(0, "a_bbox", [1, 2, 3]), "annotation 1", "a_bbox must be 4 finite numbers"),
+    # Anomalies of the visible part are skipped (tests/test_rasterize_anomalies.py); these are not:
+    ("amodal box negative", "2020", _set(0, "a_bbox", [2, 3, -18, 12]), "annotation 1",
+     "a_bbox has a negative width or height"),
+    ("hidden, box not numbers", "2020", _set(3, "i_bbox", [-1, -1, "w", -1]), "annotation 6",
+     "i_bbox must be 4 finite numbers"),
+    ("hidden, unknown image", "2020", _set(3, "image_id", 99), "annotation 6", "image_id 99 is not in 'images'"),
+    ("hidden, segm not a list", "2020", _set(3, "i_segm", "none"), "annotation 6", "i_segm: expected polygons"),
+    ("empty beside a polygon", "2020", _set(0, "i_segm", [[], [2, 3, 9, 3, 9, 15]]), "annotation 1",
+     "polygon 1 has 0 points"),
+    ("area not a number", "2020", _set(0, "a_area", "216"), "annotation 1", "a_area must be a finite number"),
+    ("2019 area null", "2019", _set(1, "area", None), "annotation 2", "area must be a finite number, found None"),
     ("no release keys", "2020", lambda p: [a.pop(k) for a in p["annotations"] for k in ("a_segm", "i_segm")],
      "annotation 1", "neither KINS-2020 keys"),
 ]
@@ -150,6 +161,7 @@ def test_skips_are_counted_not_fatal(tmp_path: Path) -> None:
     code, output, out = _run(tmp_path, payload)
     assert code == 0, output
     report = json.loads((out.parent / "train.report.json").read_text())
-    assert report["skipped"] == {"crowd": 1, "empty_amodal": 1, "empty_visible": 1}
+    assert report["skipped"] == {"crowd": 1, "empty_amodal": 1, "empty_visible": 1, "negative_visible_box": 0,
+                                 "empty_visible_box": 0}
     assert report["instances"] == 2 and report["annotations"] == 5
     assert report["images_without_instances"] == 1  # image 3 lost its only (crowd) instance
