@@ -4,8 +4,8 @@ The first panel is the image with every instance drawn: visible mask filled, amo
 outlined, in the same colour, labelled with the class name and the occlusion ratio. Each name
 given with `arrays` adds a panel below: `depth_gt` (an array of the same store) or
 `data/depth/val.zarr:depth` (an array of another store with the same images, e.g. what the depth
-and features stages write, refused when made from another prepared store). How an array is shown depends only on its shape, so new artifacts
-need no code here:
+and features stages write; one made from another prepared store is refused). How an array is
+shown depends only on its shape, so new artifacts need no code here:
 
 - (h, w) bool: white on black; (h, w) numbers: a colour ramp between the 2nd and 98th percentiles
   (the range is written in the title);

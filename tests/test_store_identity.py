@@ -54,7 +54,8 @@ def other(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     stores = {}
     for name, seed, width in (("seed", 1, 128), ("canvas", 0, 160)):
         raw = root / name / "raw"
-        generate(replace(SynthConfig(), train_images=1, val_images=3, height=64, width=width, workers=1, seed=seed), raw)
+        config = replace(SynthConfig(), train_images=1, val_images=3, height=64, width=width, workers=1, seed=seed)
+        generate(config, raw)
         prepared, depth, features = (root / name / kind / "val.zarr" for kind in ("prepared", "depth", "features"))
         rasterize(raw / "annotations" / "val.json", raw / "val" / "image_2", prepared,
                   depth_dir=raw / "val" / "depth", config=RasterizeConfig(workers=0))

@@ -276,9 +276,9 @@ class PreparedStore:
         if "image_size" in group:
             with reading(path, "image_size"):
                 sizes = np.asarray(group["image_size"][:], dtype=np.int64)
-            bad = np.flatnonzero((sizes != self.image_size).any(axis=1)) if sizes.shape == self.image_size.shape else []
-            if len(bad):
-                return f"image {int(bad[0])} is {sizes[bad[0]].tolist()} px there, {self.image_size[bad[0]].tolist()} here"
+            if sizes.shape == self.image_size.shape and (sizes != self.image_size).any():
+                i = int(np.flatnonzero((sizes != self.image_size).any(axis=1))[0])
+                return f"image {i} is {sizes[i].tolist()} px there, {self.image_size[i].tolist()} here"
         return "same file names and sizes, other image ids or annotations"
 
 
