@@ -21,7 +21,12 @@ def is_number(value: object) -> bool:
 class InputError(Exception):
     """Bad input from the user: reported as one line by the CLI, with a non-zero exit."""
 
-    def __init__(self, problem: str, *, path: object = None, record: object = None) -> None:
+    def __init__(self, problem: str = "", *, path: object = None, record: object = None,
+                 message: str | None = None) -> None:
+        if message is not None:
+            # torch's DataLoader re-raises a worker's error as `InputError(message=<traceback>)`:
+            # keep the one line the worker's error said (the traceback's last line).
+            problem = message.rstrip().splitlines()[-1].removeprefix(f"{__name__}.InputError: ")
         self.problem = problem
         self.path = path
         self.record = record

@@ -4,8 +4,8 @@ The first panel is the image with every instance drawn: visible mask filled, amo
 outlined, in the same colour, labelled with the class name and the occlusion ratio. Each name
 given with `arrays` adds a panel below: `depth_gt` (an array of the same store) or
 `data/depth/val.zarr:depth` (an array of another store with the same images, e.g. what the depth
-and features stages write). How an array is shown depends only on its shape, so new artifacts
-need no code here:
+and features stages write; one made from another prepared store is refused). How an array is
+shown depends only on its shape, so new artifacts need no code here:
 
 - (h, w) bool: white on black; (h, w) numbers: a colour ramp between the 2nd and 98th percentiles
   (the range is written in the title);
@@ -18,11 +18,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import zarr
 from PIL import Image, ImageDraw, ImageFont
 
 from daisnet.data.prepared import PreparedStore, crop_row
 from daisnet.errors import InputError
+from daisnet.stores import open_store, reading
 
 TITLE_HEIGHT = 14
 # Distinct, colour-blind-friendly colours (Okabe-Ito + a few), cycled over instances.
@@ -106,16 +106,9 @@ def read_array(store: PreparedStore, spec: str, index: int) -> np.ndarray:
     if ":" not in spec:
         return store.array(spec, index)
     path, name = spec.rsplit(":", 1)
-    try:
-        group = zarr.open_group(path, mode="r")
-    except Exception as exc:
-        raise InputError(f"cannot open store ({type(exc).__name__})", path=path) from None
-    if name not in group:
-        raise InputError(f"no array {name!r} (has: {sorted(group.array_keys())})", path=path)
-    array = group[name]
-    if array.shape[0] != len(store):
-        raise InputError(f"array {name!r} has {array.shape[0]} images, the prepared store {len(store)}", path=path)
-    return crop_row(array, index, tuple(store.image_size[index]), store.canvas)
+    array = store.check_derived(open_store(path), path, name)  # of these very images, complete
+    with reading(path, name):
+        return crop_row(array, index, tuple(store.image_size[index]), store.canvas)
 
 
 def stack(panels: list[tuple[str, Image.Image]]) -> Image.Image:

@@ -29,7 +29,8 @@ def make_prepared(path: Path, depth: np.ndarray, sizes: list[tuple[int, int]], *
         image[:, w:] = np.nan
     if with_gt:
         group.create_array("depth_gt", data=depth)
-    group.create_array("images", data=np.zeros(depth.shape + (3,), np.uint8))
+    # every chunk on disk, as the pipeline's writers do (zarr skips all-zero ones: a missing chunk is damage)
+    group.create_array("images", data=np.zeros(depth.shape + (3,), np.uint8), config={"write_empty_chunks": True})
     group.create_array("image_size", data=np.asarray(sizes, np.int32))
     group.create_array("image_id", data=np.arange(len(sizes), dtype=np.int64) + 100)
     group.attrs["file_names"] = [f"{i:06d}.png" for i in range(len(sizes))]
