@@ -33,7 +33,7 @@ def _cli(tmp_path: Path, payload: dict, name: str) -> tuple[str, dict, Path]:
     """Rasterize `payload` through the CLI (exit 0 asserted): (output, report, store)."""
     ann_path, images_dir, _ = write_dataset(tmp_path / name, payload)
     out = tmp_path / name / "prepared" / "train.zarr"
-    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(images_dir), str(out), "--workers", "0",
+    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(out), "--images", str(images_dir), "--workers", "0",
                                       "--images-per-shard", "2", "--instances-per-shard", "3"])
     assert result.exit_code == 0, result.output
     return result.output, json.loads(report_path(out).read_text()), out
