@@ -206,7 +206,8 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader:
                config: TrainConfig, start: int, device: torch.device, images_per_step: int) -> dict[str, Any]:
     """Iterations [start, config.iterations): forward, finite check, backward, clip, step; logs every
     `log_every`, a resume point every `checkpoint_every` (not at the last: that state is the model's)."""
-    params = [p for group in optimizer.param_groups for p in group["params"]]
+    # In the model's order: the clipping norm sums in this order (another order moves its last bits).
+    params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     begin = time.perf_counter()
     iteration = start
