@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from daisnet.atomic import refuse_overlap
-from daisnet.errors import InputError
+from daisnet.errors import InputError, exit_on_input_error
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -53,12 +53,10 @@ def params_with(path: Path, overrides: dict[str, object]) -> dict:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """A user's mistake becomes one line on stderr and exit status 2, never a traceback."""
-    try:
+    """A user's mistake (or a full disk, a read-only folder) becomes one line on stderr and exit
+    status 2, never a traceback: the stages' own handler (daisnet.errors.user_error_line)."""
+    with exit_on_input_error():
         yield
-    except InputError as exc:
-        typer.echo(f"error: {exc.message()}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()

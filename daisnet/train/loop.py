@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+from daisnet.atomic import refuse_unwritable
 from daisnet.data.torch_dataset import AmodalDataset, collate
 from daisnet.device import resolve_device
 from daisnet.errors import InputError, TrainingDiverged
@@ -142,6 +144,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     Returns a summary (iterations, seconds, last losses).
     """
     rank, world = _distributed()
+    # Found now, not when the first checkpoint or the final model is written.
+    refuse_unwritable(Path(work_dir) / "last.pt")
+    refuse_unwritable(out)
     device = resolve_device(train_config.device, "train.device")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -173,16 +178,14 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     work_dir = Path(work_dir)
     last_path = work_dir / "last.pt"
     start = 0
-    if last_path.is_file():
-        state = checkpoint.load(last_path)
-        # Same settings and not finished (a finished run's last.pt, left by older versions, is ignored).
-        if state.get("meta", {}).get("run_id") == run_id and int(state["meta"]["iteration"]) < train_config.iterations:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"][rank] if world > 1 else state["rng"][0])
-            start = int(state["meta"]["iteration"])
-            if rank == 0:
-                print(f"resuming from {last_path} at iteration {start}", flush=True)
+    state = _resume_state(last_path, run_id, train_config.iterations, rank, world)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"][rank] if world > 1 else state["rng"][0])
+        start = int(state["meta"]["iteration"])
+        if rank == 0:
+            print(f"resuming from {last_path} at iteration {start}", flush=True)
 
     train_model: torch.nn.Module = model
     if world > 1:
@@ -247,6 +250,32 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     if world > 1:
         dist.barrier()
     return summary
+
+
+def _resume_state(last_path: Path, run_id: str, iterations: int, rank: int, world: int) -> dict[str, Any] | None:
+    """The state to resume from: `last_path` when this run (same settings and data) left it unfinished.
+
+    A last.pt of another run is not overwritten without a word (it may hold hours of work): it is
+    moved to last.<its run id>.pt, with a notice; renaming it back to last.pt resumes that run.
+    """
+    state = checkpoint.load(last_path) if last_path.is_file() else None
+    if world > 1:
+        dist.barrier()  # every rank has read it before rank 0 may move it
+    if state is None:
+        return None
+    meta = state.get("meta") if isinstance(state, dict) and isinstance(state.get("meta"), dict) else {}
+    other, iteration = meta.get("run_id"), meta.get("iteration")
+    if other == run_id:
+        # Unfinished only: a finished run's last.pt (left by older versions) is not resumed.
+        return state if isinstance(iteration, int) and iteration < iterations and "optimizer" in state else None
+    if rank == 0:
+        tag = other if isinstance(other, str) and re.fullmatch(r"[0-9a-f]{8,64}", other) else "other-run"
+        aside = last_path.with_name(f"last.{tag}.pt")
+        os.replace(last_path, aside)
+        print(f"{last_path} is another run's resume point (other settings or data, iteration "
+              f"{iteration}): moved to {aside}, not overwritten; rename it back to last.pt "
+              "to resume that run", flush=True)
+    return None
 
 
 def parameter_groups(params: list[torch.nn.Parameter], config: TrainConfig) -> list[dict[str, Any]]:
