@@ -11,7 +11,6 @@ Run: `.venv/bin/python -m pytest tests/test_hostile_inputs.py` (and `-m slow` fo
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -263,7 +262,7 @@ CASES = [
     Case("rasterize: 16-bit image", rasterize_kins(images=_image_16_bit), r"a\.png is a 16-bit single-channel image"),
     Case("rasterize: 8-bit depth PNG", rasterize_kins(images=_depth_8_bit, depth_pngs=True),
          r"a\.png is an 8-bit PNG; depth must be 16-bit"),
-    Case("rasterize: annotations missing", rasterize("{tmp}/nope.json"), r"nope\.json"),
+    Case("rasterize: annotations missing", rasterize("{tmp}/nope.json"), r"nope\.json: annotation file not found"),
     Case("rasterize: images folder missing", rasterize(images="{tmp}/nope"), r"nope: images folder not found"),
     Case("rasterize: depth folder missing", rasterize(extra="--depth {tmp}/nope"), r"nope: depth folder not found"),
     # rasterize: outputs that would destroy inputs
