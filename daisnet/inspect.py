@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.data.prepared import PreparedStore, crop_row
 from daisnet.errors import InputError
 from daisnet.stores import open_store, reading
@@ -129,6 +130,8 @@ def stack(panels: list[tuple[str, Image.Image]]) -> Image.Image:
 def inspect_image(store_path: str | Path, index: int, out: str | Path | None = None,
                   arrays: list[str] = ()) -> list[str]:
     """Summary lines of image `index` of a prepared store; the sheet written to the PNG `out` if given."""
+    # `--out` given the store (or a store of --array) would replace it with a PNG.
+    refuse_overlap([out], [store_path, *(spec.rsplit(":", 1)[0] for spec in arrays if ":" in spec)])
     store = PreparedStore(store_path)
     if not -len(store) <= index < len(store):
         raise InputError(f"image index {index} out of range (the store has {len(store)} images)", path=store_path)
@@ -148,7 +151,7 @@ def inspect_image(store_path: str | Path, index: int, out: str | Path | None = N
         panels = [(title, draw_instances(store, index))]
         panels += [(name, Image.fromarray(rgb)) for name, rgb in extra]
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stack(panels).save(out)
+        with atomic_output(out) as tmp:  # a full disk leaves no half PNG
+            stack(panels).save(tmp)
         lines.append(f"wrote {out}")
     return lines
