@@ -46,6 +46,12 @@ def blob(rng: np.random.Generator, cx: float, cy: float, rx: float, ry: float, n
     return np.round(np.stack([xs, ys], 1).ravel(), 2).tolist()
 
 
+def polygon_area(polygon: list[float]) -> float:
+    """The shoelace area: a declared area as an annotation tool writes it (rasterize compares it)."""
+    x, y = np.asarray(polygon[0::2]), np.asarray(polygon[1::2])
+    return round(0.5 * abs(float(x @ np.roll(y, -1) - y @ np.roll(x, -1))), 2)
+
+
 def make_dataset(root: Path, count: int, seed: int = 0) -> Path:
     """KINS-2020-format set: photo-like images (smooth shading + noise), ~12 objects each."""
     if (root / "annotations.json").exists():  # made by an earlier run with --keep
@@ -69,8 +75,9 @@ def make_dataset(root: Path, count: int, seed: int = 0) -> Path:
             visible = [blob(rng, cx - rx / 2, cy, rx / 3, ry * 0.8, 20), blob(rng, cx + rx / 2, cy, rx / 3, ry * 0.8, 20)]
             box = [cx - rx, cy - ry, 2 * rx, 2 * ry]
             anns.append({"id": len(anns) + 1, "image_id": i + 1, "category_id": int(rng.choice([1, 2, 4, 6, 7])),
-                         "a_segm": [amodal], "a_bbox": box, "a_area": 1.0, "i_segm": visible, "i_bbox": box,
-                         "i_area": 1.0, "oco_id": 0, "ico_id": 0, "iscrowd": 0})
+                         "a_segm": [amodal], "a_bbox": box, "a_area": polygon_area(amodal), "i_segm": visible,
+                         "i_bbox": box, "i_area": sum(polygon_area(p) for p in visible), "oco_id": 0, "ico_id": 0,
+                         "iscrowd": 0})
     from daisnet.data.categories import categories_json
 
     path = root / "annotations.json"

@@ -9,13 +9,14 @@ Also here: the checks that keep a command from destroying its own inputs or a us
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from daisnet.errors import InputError
+from daisnet.errors import InputError, output_not_written
 
 
 def _remove(path: Path) -> None:
@@ -48,15 +49,15 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
 
 def refuse_overlap(outputs: Iterable[str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
     """An output may not be, contain, or sit inside an input: replacing it would destroy the input.
+    Nor may it go to a folder this process cannot write (read-only): found now, not after the work.
 
-    Raises an InputError naming both paths, before any work is done.
+    Raises an InputError naming both paths (or an OSError naming the output), before any work is done.
     """
     # A missing input cannot be destroyed: its own check reports it.
     ins = [(Path(i), Path(i).resolve()) for i in inputs if i is not None and Path(i).exists()]
-    for out in outputs:
-        if out is None:
-            continue
-        out_resolved = Path(out).resolve()
+    outs = [Path(out) for out in outputs if out is not None]
+    for out in outs:
+        out_resolved = out.resolve()
         for given, resolved in ins:
             if out_resolved == resolved:
                 problem = "is"
@@ -68,6 +69,22 @@ def refuse_overlap(outputs: Iterable[str | os.PathLike | None], inputs: Iterable
                 continue
             raise InputError(f"the output {problem} the input {given}: writing it would destroy that input; "
                              "choose another output path", path=out)
+    for out in outs:
+        refuse_unwritable(out)
+
+
+def refuse_unwritable(target: str | os.PathLike) -> None:
+    """An OSError (EROFS, EACCES) naming `target` when its folder, or the nearest existing folder
+    above it, cannot be written: the output would fail only at the end of the work."""
+    folder = Path(target).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return  # a file where a folder should be: creating the output reports it
+    if os.statvfs(folder).f_flag & os.ST_RDONLY:
+        raise output_not_written(OSError(errno.EROFS, os.strerror(errno.EROFS)), target)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise output_not_written(OSError(errno.EACCES, os.strerror(errno.EACCES)), target)
 
 
 MARKER = ".daisnet-output"
@@ -93,17 +110,34 @@ def mark_output_folder(folder: Path, command: str) -> None:
     (folder / MARKER).write_text(f"written by daisnet {command}; replaced as a whole by its next run\n")
 
 
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders that creating `folder` would make, outermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
+
+
 @contextlib.contextmanager
 def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it replaces `target`, on error it is removed.
 
     Works for files and directories (Zarr stores): whatever the body creates at the yielded path
-    is what lands.
+    is what lands. A full disk or a read-only folder (`daisnet.errors.OutputNotWritten`) names
+    `target`, not the temporary the system would name.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent))
+    created = _missing_folders(target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        translated = output_not_written(exc, target)
+        if translated is not exc:
+            raise translated from exc
+        raise
     tmp = tmp_dir / target.name
     try:
         yield tmp
@@ -116,5 +150,17 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, target)
         if old is not None:
             _remove(old)
+    except OSError as exc:
+        # Errors of writing only: a write() that failed (no file name) or one of our paths; an
+        # input that cannot be read keeps its own name.
+        if exc.filename is None or str(exc.filename).startswith((str(tmp_dir), str(target))):
+            translated = output_not_written(exc, target)
+            if translated is not exc:
+                raise translated from exc
+        raise
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+        if not target.exists():  # failed: the folders made for it go too
+            for folder in reversed(created):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()

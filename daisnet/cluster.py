@@ -39,8 +39,10 @@ def dask_client(workers: int) -> Iterator[Any]:
         # Dask sets MALLOC_TRIM_THRESHOLD_ in its workers, which turns off glibc's adaptive mmap
         # threshold: every per-image array (MBs) is then mmapped and page-faulted afresh, and the
         # features ran 2-3x slower in a worker than in process. Unset it (None = unset).
+        # Workers log nothing below CRITICAL: a failed task's error ("Compute Failed" and its
+        # traceback) comes back to this process, which reports it as one line.
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                          silence_logs=logging.ERROR, env=ONE_THREAD) as cluster, Client(cluster) as client:
+                          silence_logs=logging.CRITICAL, env=ONE_THREAD) as cluster, Client(cluster) as client:
             yield client
 
 

@@ -4,8 +4,8 @@ The first panel is the image with every instance drawn: visible mask filled, amo
 outlined, in the same colour, labelled with the class name and the occlusion ratio. Each name
 given with `arrays` adds a panel below: `depth_gt` (an array of the same store) or
 `data/depth/val.zarr:depth` (an array of another store with the same images, e.g. what the depth
-and features stages write). How an array is shown depends only on its shape, so new artifacts
-need no code here:
+and features stages write; one made from another prepared store is refused). How an array is
+shown depends only on its shape, so new artifacts need no code here:
 
 - (h, w) bool: white on black; (h, w) numbers: a colour ramp between the 2nd and 98th percentiles
   (the range is written in the title);
@@ -18,11 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import zarr
 from PIL import Image, ImageDraw, ImageFont
 
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.data.prepared import PreparedStore, crop_row
 from daisnet.errors import InputError
+from daisnet.stores import open_store, reading
 
 TITLE_HEIGHT = 14
 # Distinct, colour-blind-friendly colours (Okabe-Ito + a few), cycled over instances.
@@ -106,16 +107,9 @@ def read_array(store: PreparedStore, spec: str, index: int) -> np.ndarray:
     if ":" not in spec:
         return store.array(spec, index)
     path, name = spec.rsplit(":", 1)
-    try:
-        group = zarr.open_group(path, mode="r")
-    except Exception as exc:
-        raise InputError(f"cannot open store ({type(exc).__name__})", path=path) from None
-    if name not in group:
-        raise InputError(f"no array {name!r} (has: {sorted(group.array_keys())})", path=path)
-    array = group[name]
-    if array.shape[0] != len(store):
-        raise InputError(f"array {name!r} has {array.shape[0]} images, the prepared store {len(store)}", path=path)
-    return crop_row(array, index, tuple(store.image_size[index]), store.canvas)
+    array = store.check_derived(open_store(path), path, name)  # of these very images, complete
+    with reading(path, name):
+        return crop_row(array, index, tuple(store.image_size[index]), store.canvas)
 
 
 def stack(panels: list[tuple[str, Image.Image]]) -> Image.Image:
@@ -136,6 +130,8 @@ def stack(panels: list[tuple[str, Image.Image]]) -> Image.Image:
 def inspect_image(store_path: str | Path, index: int, out: str | Path | None = None,
                   arrays: list[str] = ()) -> list[str]:
     """Summary lines of image `index` of a prepared store; the sheet written to the PNG `out` if given."""
+    # `--out` given the store (or a store of --array) would replace it with a PNG.
+    refuse_overlap([out], [store_path, *(spec.rsplit(":", 1)[0] for spec in arrays if ":" in spec)])
     store = PreparedStore(store_path)
     if not -len(store) <= index < len(store):
         raise InputError(f"image index {index} out of range (the store has {len(store)} images)", path=store_path)
@@ -155,7 +151,7 @@ def inspect_image(store_path: str | Path, index: int, out: str | Path | None = N
         panels = [(title, draw_instances(store, index))]
         panels += [(name, Image.fromarray(rgb)) for name, rgb in extra]
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stack(panels).save(out)
+        with atomic_output(out) as tmp:  # a full disk leaves no half PNG
+            stack(panels).save(tmp)
         lines.append(f"wrote {out}")
     return lines

@@ -20,6 +20,7 @@ from pycocotools import mask as mask_utils
 
 from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder, refuse_overlap
 from daisnet.data.categories import KINS_CATEGORIES
+from daisnet.data.rasterize import HIGH_DEPTH_MODES
 from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
 from daisnet.device import resolve_device
 from daisnet.errors import InputError
@@ -33,9 +34,14 @@ PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 13
 def _read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            mode = image.mode
+            if mode not in HIGH_DEPTH_MODES:
+                return np.asarray(image.convert("RGB"))
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read the image ({exc})", path=path) from None
+    # Its conversion to RGB would clip it to 255: all white (as rasterize refuses it).
+    raise InputError(f"a {HIGH_DEPTH_MODES[mode]} single-channel image (PIL mode {mode}); images must be "
+                     "8-bit RGB (or grey), as the training images: convert it", path=path)
 
 
 def _read_depth_png(path: Path, shape: tuple[int, int]) -> np.ndarray:

@@ -3,23 +3,44 @@
 One image per chunk on the image axis, many images per shard (a store is tens of files, not
 thousands), `.`-separated chunk keys (no nested directories). Writers write whole shards only: a
 shard is one file, so two tasks writing parts of the same shard would race.
+
+Every chunk is written, even an all-zero one, so that a store's completeness can be checked where
+it is opened (`check_complete`): zarr itself reads a missing chunk as zeros, without a word. A
+derived store (depth, features) records the identity of the prepared store it was made from
+(`prepared_identity`), checked wherever stores are combined (`PreparedStore.check_derived`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.storage import LocalStore
 
+from daisnet.data.shards import ShardError, verify_shards
 from daisnet.errors import InputError
 
 CHUNK_KEYS = {"name": "default", "separator": "."}
 # zstd level 1 + byte shuffle: on a KINS-size float16 feature image 30 ms and 8.7x, against 52 ms and
 # 9.2x at level 3 (compression was a third of the features stage's time).
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+# zarr skips all-zero chunks by default; written, a missing chunk file can only mean damage.
+WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
+# What zarr, numcodecs and our shard reader raise on damaged bytes (checksums, decompression, offsets).
+READ_ERRORS = (ValueError, RuntimeError, OSError, ArithmeticError)
+# The arrays of a prepared store that make its images and annotations what they are (not the pixels).
+IDENTITY_ARRAYS = ("image_id", "image_size", "focal", "image_ptr", "annotation_id", "category", "amodal_box",
+                   "visible_box")
+RERUN = "re-create it (`dvc repro` does)"
 
 
 def shard_ranges(count: int, per_shard: int) -> list[tuple[int, int]]:
@@ -36,10 +57,15 @@ def create_image_array(
     shards = (max(1, min(images_per_shard, shape[0])),) + tuple(shape[1:])
     array = group.create_array(
         name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=COMPRESSOR,
-        chunk_key_encoding=CHUNK_KEYS, fill_value=0,
+        chunk_key_encoding=CHUNK_KEYS, fill_value=0, config=WRITE_ALL_CHUNKS,
     )
     array.attrs.update({"units": units, "description": description, **(attrs or {})})
     return array
+
+
+def write_all_chunks(array: zarr.Array) -> zarr.Array:
+    """The array, reopened to write all-zero chunks too (the setting is not stored with the array)."""
+    return array.with_config(WRITE_ALL_CHUNKS)
 
 
 def open_store(path: str | Path) -> zarr.Group:
@@ -51,6 +77,73 @@ def open_store(path: str | Path) -> zarr.Group:
         return zarr.open_group(path, mode="r")
     except Exception as exc:  # zarr raises several types for "not a group"
         raise InputError(f"not a Zarr group ({type(exc).__name__})", path=path) from None
+
+
+def chunk_keys(array: zarr.Array) -> list[str]:
+    """The chunk (when sharded: shard) file names that the array's shape needs, e.g. `c.0.0.0`."""
+    outer = array.shards or array.chunks
+    grid = [-(-size // step) for size, step in zip(array.shape, outer)]
+    return [array.metadata.encode_chunk_key(index) for index in itertools.product(*(range(n) for n in grid))]
+
+
+def check_complete(array: zarr.Array, path: str | Path) -> None:
+    """Every chunk file the array needs is on disk, and every shard's index is intact (its CRC32C).
+
+    A directory listing and one small read per shard: milliseconds on a KINS-size store."""
+    store = array.store_path.store
+    if not isinstance(store, LocalStore):
+        return  # only a folder can be listed
+    name = array.basename or str(path)
+    root = Path(store.root) / array.path
+    present = {Path(folder, f).relative_to(root).as_posix() for folder, _, files in os.walk(root) for f in files}
+    needed = chunk_keys(array)
+    missing = [key for key in needed if key not in present]
+    if missing:
+        raise InputError(f"chunk file missing ({len(missing)} of {len(needed)} in the array; zarr would read it "
+                         f"as zeros): the store is incomplete, {RERUN}", path=path, record=f"{name}/{missing[0]}")
+    try:
+        verify_shards(array)
+    except ShardError as exc:
+        raise InputError(f"{exc}: the store is damaged, {RERUN}", path=path, record=name) from None
+
+
+@contextmanager
+def reading(path: str | Path, name: str) -> Iterator[None]:
+    """Damaged bytes met while reading array `name` of the store at `path`: one InputError naming both."""
+    try:
+        yield
+    except READ_ERRORS as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise InputError(f"cannot be read ({type(exc).__name__}: {detail}): the store is damaged, {RERUN}",
+                         path=path, record=name) from None
+
+
+def prepared_identity(group: zarr.Group, path: str | Path) -> str:
+    """sha256 of what makes a prepared store's data what it is, short of its pixels: the file names,
+    the canvas, the image ids, true sizes and focal lengths, each instance's id, category and boxes.
+
+    Read from the small arrays (milliseconds on KINS). Arrays a store lacks are left out."""
+    canvas = group["images"].shape[1:3] if "images" in group else group["depth_gt"].shape[1:3]
+    digest = hashlib.sha256(json.dumps({"file_names": list(group.attrs.get("file_names", [])),
+                                        "canvas": [int(v) for v in canvas]}).encode())
+    for name in IDENTITY_ARRAYS:
+        if name in group:
+            check_complete(group[name], path)
+            with reading(path, name):
+                values = np.ascontiguousarray(group[name][:])
+            digest.update(f"{name} {values.dtype.str} {values.shape}".encode())
+            digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def recorded_identity(group: zarr.Group, path: str | Path) -> str:
+    """The prepared store a store was made from (its `prepared_identity` attr); a prepared store's own."""
+    if "prepared_identity" in group.attrs:
+        return str(group.attrs["prepared_identity"])
+    if "image_ptr" in group and "images" in group:
+        return prepared_identity(group, path)
+    raise InputError(f"records no prepared store (no `prepared_identity` attr: written before stores recorded it); "
+                     f"{RERUN}", path=path)
 
 
 def require_array(group: zarr.Group, path: str | Path, name: str, ndim: int, kind: str) -> zarr.Array:

@@ -125,8 +125,9 @@ def test_depth_source_reaches_only_the_depth_stage() -> None:
 def test_store_with_no_valid_depth_is_a_clear_error(tmp_path: Path) -> None:
     store = tmp_path / "empty_depth.zarr"
     group = zarr.open_group(str(store), mode="w")
-    group.create_array("images", data=np.zeros((4, 32, 64, 3), np.uint8))
-    group.create_array("depth_gt", data=np.zeros((4, 32, 64), np.float32))
+    every = {"write_empty_chunks": True}  # all-zero chunks on disk, as the pipeline writes them
+    group.create_array("images", data=np.zeros((4, 32, 64, 3), np.uint8), config=every)
+    group.create_array("depth_gt", data=np.zeros((4, 32, 64), np.float32), config=every)
     group.create_array("image_size", data=np.tile(np.array([32, 64], np.int32), (4, 1)))
     group.create_array("focal", data=np.full(4, 100.0, np.float32))
     config = DepthTrainConfig(num_features=32, iterations=4, batch_size=2, augment=False)

@@ -9,7 +9,7 @@ import pytest
 import zarr
 
 from daisnet.data.prepared import StoreLayout, create_store
-from daisnet.data.shards import ShardReader, ShardWriter
+from daisnet.data.shards import ShardError, ShardReader, ShardWriter
 
 
 @pytest.fixture()
@@ -65,3 +65,18 @@ def test_other_layouts_are_refused(tmp_path: Path) -> None:
     plain = zarr.create_array(tmp_path / "plain.zarr", shape=(4, 3), chunks=(2, 3), dtype="uint8")
     with pytest.raises(ValueError, match="not a one-row-per-chunk"):
         ShardReader(plain)
+
+
+def test_reader_refuses_a_missing_or_damaged_shard_instead_of_zeros(store: zarr.Group) -> None:
+    array = store["images"]  # 7 rows, 3 per shard
+    for shard in range(3):
+        with ShardWriter(array, shard) as writer:
+            writer.append(np.zeros((min(3, 7 - 3 * shard), *array.shape[1:]), np.uint8))  # empty rows: file written
+    root = Path(store.store_path.store.root) / "images"
+    assert ShardReader(array).read(0, 7).shape == (7, 5, 6, 3)
+    (root / "c.1.0.0.0").unlink()
+    with pytest.raises(ShardError, match="shard file c.1.0.0.0 is missing"):
+        ShardReader(array).read(0, 7)
+    (root / "c.0.0.0.0").write_bytes(b"x" * 100)
+    with pytest.raises(ShardError, match="c.0.0.0.0 is corrupt"):
+        ShardReader(array).read(0, 1)

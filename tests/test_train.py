@@ -180,17 +180,23 @@ def test_resumed_run_ends_with_the_uninterrupted_weights(tiny_pipeline, tmp_path
     assert all(torch.equal(a[k], v) for k, v in _weights(again).items())
 
 
-def test_a_checkpoint_of_other_params_is_not_resumed_but_moved_aside_with_a_notice(tiny_pipeline, tmp_path, capsys):
+def test_a_checkpoint_of_other_params_is_set_aside_with_a_notice_not_resumed(tiny_pipeline, tmp_path, capsys):
     dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL)
+    work = tmp_path / "work"
     with pytest.raises(Interrupt):
-        train(TINY_MODEL, TINY_TRAIN, dataset, tmp_path / "m.pt", tmp_path / "work", StopAt(3))
-    other_run = (tmp_path / "work" / "last.pt").read_bytes()
+        train(TINY_MODEL, TINY_TRAIN, dataset, tmp_path / "m.pt", work, StopAt(3))
+    other_run = (work / "last.pt").read_bytes()
     capsys.readouterr()
-    summary = train(TINY_MODEL, replace(TINY_TRAIN, lr=0.005), dataset, tmp_path / "m.pt", tmp_path / "work", StopAt())
+    summary = train(TINY_MODEL, replace(TINY_TRAIN, lr=0.005), dataset, tmp_path / "m.pt", work, StopAt())
     assert summary["start_iteration"] == 0
-    aside = list((tmp_path / "work").glob("last.other-run-*.pt"))
-    assert len(aside) == 1 and aside[0].read_bytes() == other_run  # hours of training are never overwritten
-    assert f"notice: {tmp_path / 'work' / 'last.pt'} is another run's resume point" in capsys.readouterr().out
+    # The other run's resume point was moved aside, byte for byte, and the notice says where.
+    (aside,) = work.glob("last.*.pt")
+    assert aside.read_bytes() == other_run and not (work / "last.pt").exists()
+    notice = [line for line in capsys.readouterr().out.splitlines() if "another run" in line]
+    assert len(notice) == 1 and f"moved to {aside}" in notice[0] and "iteration 2" in notice[0], notice
+    # Renamed back, it resumes that run.
+    aside.rename(work / "last.pt")
+    assert train(TINY_MODEL, TINY_TRAIN, dataset, tmp_path / "m.pt", work, StopAt())["start_iteration"] == 2
 
 
 def test_non_finite_loss_stops_with_iteration_and_term_and_keeps_last_checkpoint(tiny_pipeline, tmp_path):

@@ -12,7 +12,11 @@ Either mask may be COCO polygons (a list; several polygons are unioned) or a COC
 
 Everything that would make a mask wrong or ambiguous stops the run with one `InputError` naming
 the file, the record and the problem (docs/rasterize.md lists them). Degenerate but well-formed
-instances (an empty mask, say) are not errors: the rasterizer skips and counts them.
+instances are not errors: the rasterizer skips and counts them. Those are an empty mask, and the
+anomalies of the visible part that real KINS has (fully hidden objects): a visible box of negative
+or zero width or height, no visible polygon or only empty ones (`[]`, `[[]]`, read as `[]`).
+The declared areas (`area`, `a_area`, `i_area`) are kept for the rasterizer to compare with the
+decoded masks (daisnet/data/anomalies.py).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ KEYS: dict[str, dict[str, str]] = {
 # but not by more than this fraction of the image size: beyond that the coordinates belong to
 # another image or are in the wrong units, and clipping would silently hide it.
 OUTSIDE_TOLERANCE = 0.5
+# Declared areas and the mask each describes. `area` is COCO's (amodal in KINS: what COCO
+# evaluation's area ranges use); either release may carry any of them.
+AREA_FIELDS: dict[str, str] = {"area": "amodal", "a_area": "amodal", "i_area": "visible"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class InstanceRecord:
     iscrowd: int = 0
     oco_id: int = -1  # occlusion cluster (2020); -1 when the release has none
     ico_id: int = -1  # order inside the cluster (2020; 0 = overlaps nothing); -1 when none
+    areas: tuple[tuple[str, float], ...] = ()  # (AREA_FIELDS key, declared value) of those present
 
 
 @dataclass
@@ -218,9 +226,13 @@ def _instance(entry: Any, index: int, release: Release, categories: dict[int, st
     iscrowd = entry.get("iscrowd", 0)  # absent from the 2020 release: pycocotools' default
     if iscrowd not in (0, 1) or isinstance(iscrowd, bool):
         raise InputError(f"iscrowd must be 0 or 1, found {iscrowd!r}", path=path, record=record)
-    for key in ("amodal", "visible"):
-        _check_segmentation(entry[keys[key]], keys[key], image, path, record)
-    boxes = {key: _check_box(entry[keys[key]], keys[key], path, record) for key in ("amodal_bbox", "visible_bbox")}
+    masks = {key: _no_polygon(entry[keys[key]]) for key in ("amodal", "visible")}
+    for key, segm in masks.items():
+        _check_segmentation(segm, keys[key], image, path, record)
+    # A visible box of negative size is how some fully hidden objects come: the rasterizer skips them.
+    boxes = {"amodal_bbox": _check_box(entry[keys["amodal_bbox"]], keys["amodal_bbox"], path, record),
+             "visible_bbox": _check_box(entry[keys["visible_bbox"]], keys["visible_bbox"], path, record,
+                                        negative_size=True)}
     order = {}
     for key in ("oco_id", "ico_id"):
         value = entry.get(key, -1)
@@ -229,16 +241,37 @@ def _instance(entry: Any, index: int, release: Release, categories: dict[int, st
         order[key] = value if release == "2020" and key in entry else -1
     return InstanceRecord(
         id=entry["id"], image_id=image.id, category_id=entry["category_id"],
-        amodal=entry[keys["amodal"]], visible=entry[keys["visible"]],
+        amodal=masks["amodal"], visible=masks["visible"],
         amodal_bbox=boxes["amodal_bbox"], visible_bbox=boxes["visible_bbox"],
-        iscrowd=iscrowd, oco_id=order["oco_id"], ico_id=order["ico_id"],
+        iscrowd=iscrowd, oco_id=order["oco_id"], ico_id=order["ico_id"], areas=_areas(entry, path, record),
     )
 
 
-def _check_box(box: Any, key: str, path: Path, record: str) -> tuple[float, float, float, float]:
+def _no_polygon(segm: Any) -> Any:
+    """`[]` for a polygon list holding only empty polygons (`[[]]`): an empty mask, as `[]` is."""
+    # segm[0] first: this runs on every record, in the serial part of the stage.
+    if isinstance(segm, list) and segm and segm[0] == [] and all(polygon == [] for polygon in segm):
+        return []
+    return segm
+
+
+def _areas(entry: dict, path: Path, record: str) -> tuple[tuple[str, float], ...]:
+    """The declared areas present: a wrong type is an error, a wrong value only a counted mismatch."""
+    areas = []
+    for key in AREA_FIELDS:
+        if key in entry:
+            if not is_number(entry[key]):
+                raise InputError(f"{key} must be a finite number, found {entry[key]!r}", path=path, record=record)
+            areas.append((key, float(entry[key])))
+    return tuple(areas)
+
+
+def _check_box(box: Any, key: str, path: Path, record: str,
+               negative_size: bool = False) -> tuple[float, float, float, float]:
+    """4 finite numbers; a negative width or height only where `negative_size` allows it."""
     if not isinstance(box, list) or len(box) != 4 or not all(is_number(v) for v in box):
         raise InputError(f"{key} must be 4 finite numbers [x, y, w, h], found {box!r}", path=path, record=record)
-    if box[2] < 0 or box[3] < 0:
+    if not negative_size and (box[2] < 0 or box[3] < 0):
         raise InputError(f"{key} has a negative width or height: {box}", path=path, record=record)
     return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
 

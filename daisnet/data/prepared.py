@@ -13,12 +13,17 @@ are read whole when a store is opened.
     store.instances(i)              # Instances: masks (k, h, w) bool, boxes xyxy, categories, ...
     store.depth(i)                  # float32 (h, w) metres, or None when the store has no depth
     store.array("name", i)          # any per-image array by name, cropped (for inspect & co.)
+    store.check_derived(group, path, "depth")  # another store's array is of these images
+
+Opening checks that every chunk file is there (zarr would read a missing one as zeros); a read that
+meets damaged bytes raises an InputError naming the store and the array.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,7 @@ from zarr.codecs import BloscCodec
 
 from daisnet.data.shards import ShardReader
 from daisnet.errors import InputError
+from daisnet.stores import WRITE_ALL_CHUNKS, check_complete, prepared_identity, reading, recorded_identity
 
 CHUNK_KEYS = {"name": "default", "separator": "."}
 # Masks: measured at 1242 x 375, zstd level 3 without shuffle compresses ~770x at 0.2 ms per mask;
@@ -110,7 +116,8 @@ def write_small(group: zarr.Group, name: str, values: np.ndarray, units: str, de
     values = np.ascontiguousarray(values)
     chunks = (max(1, values.shape[0]), *values.shape[1:])
     array = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks,
-                               compressors=SMALL_CODEC, chunk_key_encoding=CHUNK_KEYS, fill_value=0)
+                               compressors=SMALL_CODEC, chunk_key_encoding=CHUNK_KEYS, fill_value=0,
+                               config=WRITE_ALL_CHUNKS)
     array[...] = values
     array.attrs.update({"units": units, "description": description})
 
@@ -152,12 +159,14 @@ class PreparedStore:
                    if n not in self.group]
         if missing:
             raise InputError(f"not a prepared store: missing arrays {missing}", path=self.path)
+        for _, array in self.group.arrays():
+            check_complete(array, self.path)
         self.attrs: dict[str, Any] = dict(self.group.attrs)
-        self.image_ptr = np.asarray(self.group["image_ptr"][:], dtype=np.int64)
-        self.image_size = np.asarray(self.group["image_size"][:], dtype=np.int64)
-        self.image_id = np.asarray(self.group["image_id"][:])
-        self.focal = np.asarray(self.group["focal"][:])
-        self.meta = {name: np.asarray(self.group[name][:]) for name in INSTANCE_FIELDS}
+        self.image_ptr = np.asarray(self._small("image_ptr"), dtype=np.int64)
+        self.image_size = np.asarray(self._small("image_size"), dtype=np.int64)
+        self.image_id = self._small("image_id")
+        self.focal = self._small("focal")
+        self.meta = {name: self._small(name) for name in INSTANCE_FIELDS}
         self._images = self.group["images"]
         self._amodal = self.group["amodal"]
         self._visible = self.group["visible"]
@@ -165,8 +174,17 @@ class PreparedStore:
         # for a sample's ~25 chunks. A store of another layout is read through zarr.
         self._readers: dict[str, ShardReader | None] = {}
 
+    def _small(self, name: str) -> np.ndarray:
+        with reading(self.path, name):
+            return np.asarray(self.group[name][:])
+
     def __len__(self) -> int:
         return int(self.image_size.shape[0])
+
+    @cached_property
+    def identity(self) -> str:
+        """What a depth or features store made from this one records (`daisnet.stores.prepared_identity`)."""
+        return prepared_identity(self.group, self.path)
 
     @property
     def categories(self) -> dict[int, str]:
@@ -192,7 +210,8 @@ class PreparedStore:
             except ValueError:
                 self._readers[name] = None
         reader = self._readers[name]
-        return reader.read(start, stop) if reader is not None else self.group[name][start:stop]
+        with reading(self.path, name):
+            return reader.read(start, stop) if reader is not None else self.group[name][start:stop]
 
     def image(self, i: int) -> np.ndarray:
         """uint8 (h, w, 3) RGB at the image's true size."""
@@ -225,7 +244,42 @@ class PreparedStore:
         if name not in self.group:
             raise InputError(f"no array {name!r} (has: {sorted(self.group.array_keys())})", path=self.path)
         i = self._check(i)
-        return crop_row(self.group[name], i, tuple(self.image_size[i]), self.canvas)
+        with reading(self.path, name):
+            return crop_row(self.group[name], i, tuple(self.image_size[i]), self.canvas)
+
+    def check_derived(self, group: zarr.Group, path: str | Path, name: str) -> zarr.Array:
+        """Array `name` of another store (depth, features), checked to be of this store's images: its
+        chunk files all there, the same image count and canvas, made from this very store."""
+        if name not in group:
+            raise InputError(f"no array {name!r} (has: {sorted(group.array_keys())})", path=path)
+        array = group[name]
+        check_complete(array, path)
+        if array.shape[0] != len(self):
+            raise InputError(f"array {name!r} has {array.shape[0]} images, the prepared store {self.path} "
+                             f"{len(self)}", path=path)
+        if len(array.shape) >= 3 and self.canvas not in (tuple(array.shape[-2:]), tuple(array.shape[1:3])):
+            raise InputError(f"array {name!r} is on another canvas (per image {list(array.shape[1:])}) than the "
+                             f"prepared store {self.path} ({list(self.canvas)}): made from another prepared store",
+                             path=path)
+        theirs = recorded_identity(group, path)
+        if theirs != self.identity:
+            raise InputError(f"made from another prepared store than {self.path} ({self._difference(group, path)}): "
+                             "give the stores made from it (or re-create them: `dvc repro` does)", path=path)
+        return array
+
+    def _difference(self, group: zarr.Group, path: str | Path) -> str:
+        """What differs between this store and the one another store was made from, as far as it says."""
+        theirs, ours = list(group.attrs.get("file_names", [])), list(self.attrs.get("file_names", []))
+        for i, (a, b) in enumerate(zip(theirs, ours)):
+            if a != b:
+                return f"image {i} is {a} there, {b} here"
+        if "image_size" in group:
+            with reading(path, "image_size"):
+                sizes = np.asarray(group["image_size"][:], dtype=np.int64)
+            if sizes.shape == self.image_size.shape and (sizes != self.image_size).any():
+                i = int(np.flatnonzero((sizes != self.image_size).any(axis=1))[0])
+                return f"image {i} is {sizes[i].tolist()} px there, {self.image_size[i].tolist()} here"
+        return "same file names and sizes, other image ids or annotations"
 
 
 def crop_row(array: zarr.Array, i: int, size: tuple[int, int], canvas: tuple[int, int]) -> np.ndarray:

@@ -13,12 +13,11 @@
 4. Write the small arrays (ids, boxes, `image_ptr`, ...) and the attrs; rename into place; write
    the report beside the store.
 
-Skip rules (counted in the report, never an error):
-- `crowd`: `iscrowd` = 1 (KINS has none; a crowd region is not one instance);
-- `empty_amodal`: the amodal mask covers no pixel;
-- `empty_visible`: the visible mask covers no pixel (fully occluded: no visible target to learn).
-Counted, kept: `visible_outside_amodal` (visible pixels outside the amodal mask: annotation
-noise; occlusion is then computed from areas and clipped at 0) and images without instances.
+Skip rules (daisnet/data/anomalies.py: counted by reason in the report with the first few
+(image id, annotation id), never an error): a crowd region, a visible box of negative or zero
+size, an empty amodal or visible mask. Counted, kept: `visible_outside_amodal` (visible pixels
+outside the amodal mask: annotation noise; occlusion is then computed from areas and clipped at
+0), images without instances, and declared areas far from the decoded masks' (`area_mismatch`).
 """
 
 from __future__ import annotations
@@ -40,7 +39,9 @@ from daisnet.cluster import (
     settle_tasks,
     submit_tasks,
 )
+from daisnet.data import anomalies
 from daisnet.data import rle as rle_utils
+from daisnet.data.anomalies import Tally
 from daisnet.data.kins import InstanceRecord, KinsAnnotations, load_kins
 from daisnet.data.prepared import (
     IMAGE_FIELDS,
@@ -56,7 +57,6 @@ from daisnet.errors import InputError, is_int
 DEPTH_PNG_SCALE = 256.0  # KITTI convention: uint16 PNG = metres x 256
 # PIL modes of single-channel images deeper than 8 bits: refused as RGB images.
 HIGH_DEPTH_MODES = {"I;16": "16-bit", "I;16B": "16-bit", "I;16L": "16-bit", "I": "32-bit", "F": "32-bit float"}
-SKIP_RULES = ("crowd", "empty_amodal", "empty_visible")
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class Plan:
     visible_rles: list[bytes]
     rle_sizes: np.ndarray  # int32 (M, 2): each RLE's (h, w)
     fields: dict[str, np.ndarray]  # INSTANCE_FIELDS
-    counts: dict[str, int]  # skip and warning counters
+    tally: Tally  # skips and warnings, counted with examples
 
 
 def _xyxy(box: tuple[float, float, float, float]) -> list[float]:
@@ -123,47 +123,45 @@ def plan_images(images: list[tuple[int, int, list[InstanceRecord]]]) -> dict[str
     """Plan a run of images (height, width, instances): RLEs, skip decisions and instance fields.
 
     A task: the pycocotools polygon -> RLE conversion is most of the stage's CPU outside the
-    pixel writes, so it runs on the workers (`plan_chunks`). Returns plain lists.
+    pixel writes, so it runs on the workers (`plan_chunks`). Returns plain lists and a `Tally`.
     """
     part: dict[str, Any] = {"kept": [], "amodal": [], "visible": [], "sizes": [],
-                            "fields": {name: [] for name in INSTANCE_FIELDS},
-                            "counts": _zero_counts()}
-    counts, fields = part["counts"], part["fields"]
+                            "fields": {name: [] for name in INSTANCE_FIELDS}, "tally": Tally()}
     for height, width, instances in images:
         kept = 0
         for inst in instances:
-            if inst.iscrowd:
-                counts["crowd"] += 1
+            planned = _plan_instance(inst, height, width, part["tally"])
+            if planned is None:
                 continue
-            amodal = rle_utils.to_rle(inst.amodal, height, width)
-            visible = rle_utils.to_rle(inst.visible, height, width)
-            amodal_area, visible_area = rle_utils.area(amodal), rle_utils.area(visible)
-            if amodal_area == 0:
-                counts["empty_amodal"] += 1
-                continue
-            if visible_area == 0:
-                counts["empty_visible"] += 1
-                continue
-            if rle_utils.intersection_area(amodal, visible) < visible_area:
-                counts["visible_outside_amodal"] += 1
-            part["amodal"].append(amodal["counts"])
-            part["visible"].append(visible["counts"])
+            amodal, visible, occlusion = planned
+            part["amodal"].append(amodal)
+            part["visible"].append(visible)
             part["sizes"].append((height, width))
-            fields["category"].append(inst.category_id)
-            fields["amodal_box"].append(_xyxy(inst.amodal_bbox))
-            fields["visible_box"].append(_xyxy(inst.visible_bbox))
-            fields["occlusion"].append(min(1.0, max(0.0, 1.0 - visible_area / amodal_area)))
-            fields["annotation_id"].append(inst.id)
-            fields["oco_id"].append(inst.oco_id)
-            fields["ico_id"].append(inst.ico_id)
+            values = {"category": inst.category_id, "amodal_box": _xyxy(inst.amodal_bbox),
+                      "visible_box": _xyxy(inst.visible_bbox), "occlusion": occlusion,
+                      "annotation_id": inst.id, "oco_id": inst.oco_id, "ico_id": inst.ico_id}
+            for name in INSTANCE_FIELDS:
+                part["fields"][name].append(values[name])
             kept += 1
         part["kept"].append(kept)
     return part
 
 
-def _zero_counts() -> dict[str, int]:
-    """The counters a plan keeps per instance: the skip rules and the kept-with-warning case."""
-    return dict.fromkeys((*SKIP_RULES, "visible_outside_amodal"), 0)
+def _plan_instance(inst: InstanceRecord, height: int, width: int, tally: Tally) -> tuple[bytes, bytes, float] | None:
+    """(amodal counts, visible counts, occlusion) of a kept instance; None (counted in `tally`) if skipped."""
+    rule = anomalies.skip_before_decoding(inst)
+    if rule is None:
+        amodal = rle_utils.to_rle(inst.amodal, height, width)
+        visible = rle_utils.to_rle(inst.visible, height, width)
+        amodal_area, visible_area = rle_utils.area(amodal), rle_utils.area(visible)
+        anomalies.check_areas(inst, {"amodal": (amodal_area, amodal), "visible": (visible_area, visible)}, tally)
+        rule = anomalies.skip_after_decoding(inst, amodal_area, visible_area)
+    if rule is not None:
+        tally.add(rule, inst)
+        return None
+    if rle_utils.intersection_area(amodal, visible) < visible_area:
+        tally.add("visible_outside_amodal", inst)
+    return amodal["counts"], visible["counts"], min(1.0, max(0.0, 1.0 - visible_area / amodal_area))
 
 
 def plan_chunks(kins: KinsAnnotations, images_per_task: int = 128) -> list[tuple]:
@@ -176,7 +174,7 @@ def plan_chunks(kins: KinsAnnotations, images_per_task: int = 128) -> list[tuple
 def merge_plan(kins: KinsAnnotations, image_files: list[Path], depth_files: list[Path] | None,
                parts: list[dict[str, Any]]) -> Plan:
     """The `plan_images` results, in image order, as one `Plan`."""
-    counts = _zero_counts()
+    tally = Tally()
     kept: list[int] = []
     amodal_rles: list[bytes] = []
     visible_rles: list[bytes] = []
@@ -189,16 +187,14 @@ def merge_plan(kins: KinsAnnotations, image_files: list[Path], depth_files: list
         sizes += part["sizes"]
         for name in INSTANCE_FIELDS:
             fields[name] += part["fields"][name]
-        for key, value in part["counts"].items():
-            counts[key] += value
-    counts["images_without_instances"] = sum(1 for k in kept if k == 0)
+        tally.merge(part["tally"])
     arrays = {}
     for name, (dtype, tail, _, _) in INSTANCE_FIELDS.items():
         arrays[name] = np.asarray(fields[name], dtype=dtype).reshape(-1, *tail)
     ptr = np.zeros(len(kept) + 1, dtype=np.int64)
     np.cumsum(kept, out=ptr[1:])
     return Plan(kins, image_files, depth_files, canvas_of(kins), ptr, amodal_rles, visible_rles,
-                np.asarray(sizes, dtype=np.int32).reshape(-1, 2), arrays, counts)
+                np.asarray(sizes, dtype=np.int32).reshape(-1, 2), arrays, tally)
 
 
 def canvas_of(kins: KinsAnnotations) -> tuple[int, int]:
@@ -348,7 +344,7 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
         "categories": {str(k): v for k, v in sorted(kins.categories.items())},
         "canvas": list(canvas),
         "params": asdict(config),
-        "skip_rules": list(SKIP_RULES),
+        "skip_rules": anomalies.STORE_SKIP_RULES,
     }
     with contextlib.ExitStack() as stack:
         if client is None:
@@ -372,6 +368,8 @@ def rasterize(annotations: str | Path, images_dir: str | Path, out: str | Path, 
     path = report_path(out)
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
+    for line in anomalies.notes(report):  # on stdout: stderr is for errors (daisnet/progress.py)
+        print(f"note: {annotations}: {line} (all in {path})", flush=True)
     return report
 
 
@@ -401,14 +399,8 @@ def make_report(plan_: Plan, out: Path) -> dict:
         "images": len(kins.images),
         "annotations": kins.instance_count,
         "instances": len(plan_.amodal_rles),
-        "skipped": {rule: plan_.counts[rule] for rule in SKIP_RULES},
-        "skip_rules": {
-            "crowd": "iscrowd = 1: a crowd region is not one instance",
-            "empty_amodal": "the amodal mask covers no pixel",
-            "empty_visible": "the visible mask covers no pixel (nothing visible to learn or evaluate)",
-        },
-        "kept_with_warning": {"visible_outside_amodal": plan_.counts["visible_outside_amodal"]},
-        "images_without_instances": plan_.counts["images_without_instances"],
+        **anomalies.report_fields(plan_.tally),
+        "images_without_instances": int((np.diff(plan_.image_ptr) == 0).sum()),
         "per_class": per_class,
         "canvas": list(plan_.canvas),
         # None, not NaN, when there is no instance: the report must stay strict JSON (DVC metrics).

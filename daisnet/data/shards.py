@@ -12,7 +12,8 @@ Both handle exactly the layout `daisnet.data.prepared` creates (checked, else an
 along axis 0, one row per chunk, inner codecs [bytes (little endian), blosc], index codecs
 [bytes, crc32c] at the end of the shard (the Zarr v3 sharding spec: the index holds an
 (offset, length) uint64 pair per chunk, 2^64 - 1 for an absent chunk, then the CRC32C of the
-index). What they write, zarr reads (tests/test_shards.py).
+index). What they write, zarr reads (tests/test_shards.py). The writer writes every shard file,
+even one of empty rows, so a missing file is damage: the reader raises `ShardError`, never zeros.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
 
 EMPTY = np.uint64(2**64 - 1)
+
+
+class ShardError(ValueError):
+    """A shard file that is missing, truncated, or whose index fails its checksum."""
 
 
 def use_global_blosc() -> None:
@@ -66,6 +71,41 @@ def _layout(array: zarr.Array) -> tuple[int, Blosc, Path]:
 
 def _shard_file(array: zarr.Array, root: Path, shard: int) -> Path:
     return root / array.metadata.encode_chunk_key((shard,) + (0,) * (array.ndim - 1))
+
+
+def verify_shards(array: zarr.Array) -> None:
+    """Raise a ShardError for the first shard file that is missing or fails its index checksum.
+
+    Arrays of another layout than ours are not checked."""
+    try:
+        per_shard, _, root = _layout(array)
+    except ValueError:
+        return
+    for shard in range(-(-array.shape[0] // per_shard)):
+        read_index(_shard_file(array, root, shard), per_shard)
+
+
+def read_index(path: Path, per_shard: int) -> np.ndarray:
+    """The (per_shard, 2) (offset, length) index at the end of a shard file, its CRC32C checked.
+
+    Our writers write every shard file, even one of empty rows: a missing file is an error, not zeros."""
+    size = 16 * per_shard
+    try:
+        with open(path, "rb") as f:
+            total = f.seek(0, os.SEEK_END)
+            if total < size + 4:
+                raise ShardError(f"shard file {path.name} is truncated ({total} bytes)")
+            f.seek(-(size + 4), os.SEEK_END)
+            raw, crc = f.read(size), f.read(4)
+    except FileNotFoundError:
+        raise ShardError(f"shard file {path.name} is missing") from None
+    if np.frombuffer(crc, dtype="<u4")[0] != google_crc32c.value(raw):
+        raise ShardError(f"shard file {path.name} is corrupt (its index fails the checksum)")
+    index = np.frombuffer(raw, dtype="<u8").reshape(per_shard, 2)
+    stored = index[:, 0] != EMPTY
+    if (index[stored, 0] + index[stored, 1] > total - size - 4).any():
+        raise ShardError(f"shard file {path.name} is corrupt (its index points past the data)")
+    return index
 
 
 class ShardWriter:
@@ -128,27 +168,17 @@ class ShardReader:
         self.array = array
         self.row_shape = tuple(array.shape[1:])
         self.dtype = np.dtype(array.dtype)
-        self.indexes: dict[int, np.ndarray | None] = {}
+        self.indexes: dict[int, np.ndarray] = {}
 
-    def _index(self, shard: int) -> np.ndarray | None:
+    def _index(self, shard: int) -> np.ndarray:
         if shard not in self.indexes:
-            path = _shard_file(self.array, self.root, shard)
-            try:
-                size = 16 * self.per_shard
-                with open(path, "rb") as f:
-                    f.seek(-(size + 4), os.SEEK_END)
-                    raw = f.read(size)
-                self.indexes[shard] = np.frombuffer(raw, dtype="<u8").reshape(self.per_shard, 2)
-            except FileNotFoundError:  # a shard of empty rows is not written
-                self.indexes[shard] = None
+            self.indexes[shard] = read_index(_shard_file(self.array, self.root, shard), self.per_shard)
         return self.indexes[shard]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         out = np.zeros((stop - start, *self.row_shape), dtype=self.dtype)
         for shard in range(start // self.per_shard, (stop - 1) // self.per_shard + 1 if stop > start else 0):
             index = self._index(shard)
-            if index is None:
-                continue
             lo, hi = max(start, shard * self.per_shard), min(stop, (shard + 1) * self.per_shard)
             with open(_shard_file(self.array, self.root, shard), "rb") as f:
                 fd = f.fileno()

@@ -15,6 +15,9 @@ transform does not scale it back up), so a step costs what the smaller image cos
 whose visible part leaves the window are dropped; the others are cut at the window's edges, as
 KINS cuts objects at the image's edges. Its draw has its own random stream, independent of the
 augmentation's.
+
+The features and depth stores are checked at open to be of the prepared store's images (complete,
+same count and canvas, made from this very store: `PreparedStore.check_derived`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from torch.utils.data import Dataset
 from daisnet.data.prepared import PreparedStore, crop_row
 from daisnet.errors import InputError, is_int
 from daisnet.model.config import ModelConfig, channel_counts
+from daisnet.stores import open_store, reading
 
 FEATURE_ARRAYS = {"depth": "regional", "depth_raw": "log_depth", "normal": "normals"}
 
@@ -78,29 +82,26 @@ class AmodalDataset(Dataset):
     def _open(self, path: Path | None, arrays: list[str]) -> zarr.Group | None:
         if path is None or not arrays:
             return None
-        try:
-            group = zarr.open_group(path, mode="r")
-        except Exception as exc:
-            raise InputError(f"cannot open Zarr store ({type(exc).__name__})", path=path) from None
+        group = open_store(path)
         missing = [a for a in arrays if a not in group]
         if missing:
             raise InputError(f"missing arrays {missing}", path=path)
-        if group[arrays[0]].shape[0] != len(self.store):
-            raise InputError(f"{group[arrays[0]].shape[0]} images, but the prepared store has {len(self.store)}",
-                             path=path)
+        for name in arrays:
+            self.store.check_derived(group, path, name)
         return group
 
     def __len__(self) -> int:
         return len(self.store)
 
-    def _row(self, group: zarr.Group, name: str, i: int) -> np.ndarray:
-        return crop_row(group[name], i, tuple(self.store.image_size[i]), self.store.canvas)
+    def _row(self, group: zarr.Group, path: Path, name: str, i: int) -> np.ndarray:
+        with reading(path, name):
+            return crop_row(group[name], i, tuple(self.store.image_size[i]), self.store.canvas)
 
     def channels(self, i: int) -> np.ndarray:
         """(C, h, w) float32 model input of image i, before augmentation."""
-        maps = {FEATURE_ARRAYS[k]: self._row(self._features, FEATURE_ARRAYS[k], i)
+        maps = {FEATURE_ARRAYS[k]: self._row(self._features, self.features_path, FEATURE_ARRAYS[k], i)
                 for k in self.config.inputs if k in FEATURE_ARRAYS}
-        depth = self._row(self._depth, "depth", i) if self._depth is not None else None
+        depth = self._row(self._depth, self.depth_path, "depth", i) if self._depth is not None else None
         rgb = self.store.image(i) if "rgb" in self.config.inputs else None
         return compose_input(self.config, rgb, maps, depth)
 

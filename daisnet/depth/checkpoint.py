@@ -4,9 +4,11 @@ Official files (cleinc/bts) are `{'global_step', 'model': state_dict, 'optimizer
 `DataParallel`, so every key starts with `module.`; they may hold numpy scalars. Ours are
 `{"model": state_dict, "meta": {"bts": BtsConfig fields, ...plain values}}`.
 
-Safety: files are read with `torch.load(weights_only=True)`, which unpickles only tensors and plain
-containers; numpy scalars and dtypes are the only extra globals allowed (the official files need
-them). A file carrying any other object is refused, never executed.
+Safety: files are read with `torch.load(weights_only=True)` (daisnet/torch_files.py), which
+unpickles only tensors and plain containers; numpy scalars and dtypes are the only extra globals
+allowed (the official files need them). A file carrying any other object is refused, never
+executed. Another checkpoint of this project (a DAISnet model, a shape autoencoder) is named as
+what it is, not taken for an official file.
 
 A file that does not fit the model is refused with one line naming the file, the encoder expected,
 the first mismatching key and both shapes (and the encoder the file looks like, when recognizable),
@@ -16,7 +18,6 @@ instead of torch's multi-page `load_state_dict` report.
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from daisnet.atomic import atomic_output
+from daisnet import torch_files
 from daisnet.depth.bts import BtsConfig, BtsModel
 from daisnet.errors import InputError
 from daisnet.hashing import sha256_file
@@ -58,22 +59,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if not path.is_file():
         raise InputError("BTS checkpoint not found (official files: put them at this path; "
                          "or train one with `dvc repro train_depth`)", path=path)
-    try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        # weights_only refused a global or an opcode: the file holds a Python object, not only tensors
-        refused = next((ln.strip() for ln in text.splitlines() if "GLOBAL" in ln), None)
-        if "Weights only load failed" in text and refused:
-            raise InputError(f"refused: the file holds Python objects other than tensors and plain values "
-                             f"({refused}); only state dicts are loaded", path=path) from None
-        detail = next((ln.strip() for ln in text.splitlines() if "Unsupported" in ln), text.split("\n")[0])
-        raise InputError(f"not a readable checkpoint (truncated or corrupted? {detail})", path=path) from None
-    except Exception as exc:  # noqa: BLE001 - arbitrary bytes make torch.load fail in arbitrary ways
-        msg = str(exc).split("\n")[0]
-        raise InputError(f"not a readable checkpoint (truncated or corrupted? {type(exc).__name__}: {msg})",
-                         path=path) from None
+    obj = torch_files.load(path, _numpy_safe_globals())
+    torch_files.refuse_other_kind(obj, torch_files.BTS_DEPTH, path)
     if not isinstance(obj, dict):
         raise InputError(f"expected a dict with a 'model' state dict, found {type(obj).__name__}", path=path)
     return obj
@@ -177,5 +164,4 @@ def save_bts(path: str | os.PathLike, model: BtsModel, meta: dict[str, Any] | No
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": {"format": FORMAT_OURS, "bts": model.config.to_dict(), **(meta or {})},
     }
-    with atomic_output(path) as tmp:
-        torch.save(payload, tmp)
+    torch_files.save(payload, path)

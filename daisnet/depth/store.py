@@ -9,7 +9,9 @@ from a batch of canvas images to metric depth. Either way the writer
   is meaningless),
 - refuses depth that is not finite and > 0 inside an image (log depth and normals need it), naming
   the image, and writes nothing in that case (`atomic_output`),
-- copies `image_size` and `image_id` so the depth store is self-contained for `features`.
+- copies `image_size` and `image_id` so the depth store is self-contained for `features`,
+- records the prepared store's identity (`prepared_identity` attr, `daisnet.stores`): the stores
+  that combine it with a prepared store refuse one made from another.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.errors import InputError
 from daisnet.progress import track
 from daisnet.stores import (
-    CHUNK_KEYS, canvas_mask, check_depth, create_image_array, image_sizes, open_store, require_array, shard_ranges,
+    CHUNK_KEYS, WRITE_ALL_CHUNKS, canvas_mask, check_complete, check_depth, create_image_array, image_sizes,
+    open_store, prepared_identity, reading, require_array, shard_ranges,
 )
 
 # (images uint8 (B, H, W, 3) on the canvas, true sizes int (B, 2), focal px float (B,), NaN where
@@ -62,6 +65,8 @@ def write_depth_store(
         inputs = require_array(prepared, prepared_path, "images", 4, "u")
         count, height, width = inputs.shape[:3]
     canvas = (height, width)
+    check_complete(inputs, prepared_path)
+    identity = prepared_identity(prepared, prepared_path)  # checks the small arrays' chunks too
     sizes = image_sizes(prepared, prepared_path, count, canvas)
     image_id = prepared["image_id"][:] if "image_id" in prepared else np.arange(count, dtype=np.int64)
     focal = (np.asarray(prepared["focal"][:], dtype=np.float32) if "focal" in prepared
@@ -72,19 +77,24 @@ def write_depth_store(
         group.attrs.update({
             "source": source, "prepared": str(prepared_path),
             "file_names": prepared.attrs.get("file_names", []), "canvas": [height, width], **(attrs or {}),
+            "prepared_identity": identity,
         })
         depth_out = create_image_array(
             group, "depth", (count, height, width), "float32", images_per_shard=images_per_shard,
             units="m", description="metric depth on the canvas; 0 outside the true image size")
-        size_out = group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS)
+        size_out = group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS,
+                                      config=WRITE_ALL_CHUNKS)
         size_out.attrs.update({"units": "px", "description": "true (height, width) of each image"})
-        id_out = group.create_array("image_id", data=np.asarray(image_id, dtype=np.int64), chunk_key_encoding=CHUNK_KEYS)
+        id_out = group.create_array("image_id", data=np.asarray(image_id, dtype=np.int64),
+                                    chunk_key_encoding=CHUNK_KEYS, config=WRITE_ALL_CHUNKS)
         id_out.attrs.update({"units": "", "description": "KINS image id"})
         blocks = shard_ranges(count, images_per_shard)
         blocks = track(blocks, f"depth {Path(out_path).stem}", unit="shard", bar=progress)
         for start, stop in blocks:
-            block = np.asarray(inputs[start:stop] if predict_fn is None
-                               else predict_fn(inputs[start:stop], sizes[start:stop], focal[start:stop]), dtype=np.float32)
+            with reading(prepared_path, inputs.basename):
+                rows = inputs[start:stop]
+            block = np.asarray(rows if predict_fn is None else predict_fn(rows, sizes[start:stop], focal[start:stop]),
+                               dtype=np.float32)
             if block.shape != (stop - start, height, width):
                 raise ValueError(f"predict_fn returned {block.shape}, expected {(stop - start, height, width)}")
             inside = canvas_mask(sizes[start:stop], canvas)

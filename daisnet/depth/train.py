@@ -40,7 +40,7 @@ from daisnet.depth.loss import silog_loss
 from daisnet.depth.metrics import DepthMetrics, PixelMean, valid_mask
 from daisnet.errors import InputError, TrainingDiverged
 from daisnet.progress import format_seconds
-from daisnet.stores import canvas_mask, image_sizes, open_store, require_array
+from daisnet.stores import canvas_mask, check_complete, image_sizes, open_store, reading, require_array
 
 MIN_DEPTH = 1e-3
 
@@ -108,6 +108,8 @@ def open_split(path: str | Path, default_focal: float | None = None) -> _Split:
     count, h, w = images.shape[:3]
     if depth.shape != (count, h, w):
         raise InputError(f"depth_gt {depth.shape} does not match images {images.shape}", path=path)
+    for array in (images, depth, *(group[n] for n in ("image_size", "focal") if n in group)):
+        check_complete(array, path)  # zarr would read a missing shard as black images
     sizes = image_sizes(group, path, count, (h, w))
     focal = np.asarray(group["focal"][:], np.float32) if "focal" in group else np.full(count, np.nan, np.float32)
     if np.isnan(focal).any():
@@ -145,8 +147,10 @@ def _batches(split: _Split, config: DepthTrainConfig, gen: torch.Generator) -> I
             imgs, depths, focals = [], [], []
             for i in idx:
                 h, w = (int(v) for v in split.sizes[i])
-                img = torch.from_numpy(np.asarray(split.images[i])[:h, :w]).permute(2, 0, 1)[None].float() / 255
-                dep = torch.from_numpy(np.asarray(split.depth[i])[:h, :w])[None, None]
+                with reading(split.path, "images"):
+                    img = torch.from_numpy(np.asarray(split.images[i])[:h, :w]).permute(2, 0, 1)[None].float() / 255
+                with reading(split.path, "depth_gt"):
+                    dep = torch.from_numpy(np.asarray(split.depth[i])[:h, :w])[None, None]
                 imgs.append(_resize(img, (out_h, out_w), nearest=False))
                 depths.append(_resize(dep, (out_h, out_w), nearest=True))
                 focals.append(float(split.focal[i]) * out_w / w)

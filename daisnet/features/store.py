@@ -9,6 +9,9 @@ every output channel there, like the zero-padded RGB canvas):
 Statistics (`depth_statistics`) are the mean and std of log10 depth over every valid pixel of the
 train split; they are stored in the attrs of every split's store and applied unchanged to val.
 
+The store copies the depth store's `prepared_identity` (the prepared store both were made from):
+a depth store without one (written before it was recorded) is refused.
+
 Tasks are shard-aligned blocks of images: each reads its images, computes, and writes whole shards
 (one file each), so tasks never race and memory is bounded by one shard, not by the split.
 Outputs are stored as `features.precision` (float16 by default: max error measured in
@@ -31,7 +34,10 @@ from daisnet.errors import InputError
 from daisnet.features.log_depth import Moments, log_depth, z_normalize
 from daisnet.features.normals import normal_map
 from daisnet.features.regional import FLOORS, regional_maps
-from daisnet.stores import CHUNK_KEYS, canvas_mask, check_depth, create_image_array, image_sizes, open_store, require_array, shard_ranges
+from daisnet.stores import (
+    CHUNK_KEYS, WRITE_ALL_CHUNKS, canvas_mask, check_complete, check_depth, create_image_array, image_sizes,
+    open_store, reading, recorded_identity, require_array, shard_ranges, write_all_chunks,
+)
 
 IMAGES_PER_SHARD = 16
 PRECISIONS = ("float16", "float32")
@@ -94,7 +100,8 @@ def _read_block(depth_path: str, start: int, stop: int) -> tuple[zarr.Group, np.
     group = open_store(depth_path)
     depth = require_array(group, depth_path, "depth", 3, "f")
     sizes = image_sizes(group, depth_path, depth.shape[0], depth.shape[1:])[start:stop]
-    block = np.asarray(depth[start:stop], dtype=np.float32)
+    with reading(depth_path, "depth"):
+        block = np.asarray(depth[start:stop], dtype=np.float32)
     check_depth(block, canvas_mask(sizes, depth.shape[1:]), group, depth_path, start)
     return group, block, sizes
 
@@ -112,7 +119,9 @@ def depth_statistics(depth_path: str | Path, client: Any = None, *, images_per_t
                      progress: bool = False) -> Moments:
     """Mean and std of log10 depth over every valid pixel of a split (eq. 2's mu, sigma for eq. 3)."""
     group = open_store(depth_path)
-    count = require_array(group, depth_path, "depth", 3, "f").shape[0]
+    depth = require_array(group, depth_path, "depth", 3, "f")
+    check_complete(depth, depth_path)  # once here, not in every task
+    count = depth.shape[0]
     if count == 0:
         raise InputError("no images: statistics need at least one", path=depth_path)
     parts = run_tasks(client, block_moments, [(str(depth_path), a, b) for a, b in shard_ranges(count, images_per_task)],
@@ -142,7 +151,7 @@ def write_block(depth_path: str, out_path: str, start: int, stop: int, params: F
     finally:
         torch.set_num_threads(threads)
     for name, values in buffers.items():
-        out[name][start:stop] = values
+        write_all_chunks(out[name])[start:stop] = values
 
 
 DESCRIPTIONS = {
@@ -160,7 +169,10 @@ def write_features_store(depth_path: str | Path, out_path: str | Path, params: F
     depth_group = open_store(depth_path)
     depth = require_array(depth_group, depth_path, "depth", 3, "f")
     count, height, width = depth.shape
+    for array in (depth, require_array(depth_group, depth_path, "image_size", 2, "iu")):
+        check_complete(array, depth_path)
     sizes = image_sizes(depth_group, depth_path, count, (height, width))
+    identity = recorded_identity(depth_group, depth_path)
     with atomic_output(out_path) as tmp:
         group = zarr.open_group(tmp, mode="w")
         group.attrs.update({
@@ -168,12 +180,14 @@ def write_features_store(depth_path: str | Path, out_path: str | Path, params: F
             "statistics_source": stats_source, "depth": str(depth_path),
             "depth_source": depth_group.attrs.get("source"), "params": asdict(params),
             "file_names": depth_group.attrs.get("file_names", []), "canvas": [height, width],
+            "prepared_identity": identity,
         })
         for name, c in channels(params).items():
             units, description = DESCRIPTIONS[name]
             create_image_array(group, name, (count, c, height, width), params.precision,
                                images_per_shard=images_per_shard, units=units, description=description)
-        group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS).attrs.update(
+        group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS,
+                           config=WRITE_ALL_CHUNKS).attrs.update(
             {"units": "px", "description": "true (height, width) of each image"})
         tasks = [(str(depth_path), str(tmp), a, b, params, stats) for a, b in shard_ranges(count, images_per_shard)]
         run_tasks(client, write_block, tasks, progress=progress, label=f"features {Path(out_path).stem}")

@@ -11,6 +11,7 @@ from torchvision.models.detection.backbone_utils import BackboneWithFPN, _resnet
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops import misc as misc_nn_ops
 
+from daisnet import torch_files
 from daisnet.errors import InputError
 from daisnet.model.config import ModelConfig, backbone_channels
 
@@ -47,10 +48,7 @@ def imagenet_state_dict(config: ModelConfig) -> dict[str, torch.Tensor]:
             f"(ResNet-{config.backbone_depth} IMAGENET1K_V1) at this path, or set model.weights: random",
             path=path,
         )
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise InputError(f"not a readable ResNet state dict ({exc})", path=path) from None
+    return torch_files.load(path)  # a file carrying code, or not a checkpoint: one line naming it
 
 
 def head_norm_layer(config: ModelConfig) -> type[nn.Module] | None:

@@ -1,4 +1,5 @@
-"""DAISnet checkpoints: plain state dicts and a metadata dict, loaded with `weights_only=True`."""
+"""DAISnet checkpoints: plain state dicts and a metadata dict, loaded with `weights_only=True`
+(daisnet/torch_files.py: a file carrying code is refused, another kind of checkpoint named)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import torch
 
-from daisnet.atomic import atomic_output
+from daisnet import torch_files
 from daisnet.errors import InputError
 from daisnet.model.config import ModelConfig
 
@@ -37,19 +38,14 @@ def config_from_meta(meta: dict[str, Any]) -> ModelConfig:
 def save(path: str | Path, state: dict[str, Any]) -> None:
     """Write a checkpoint atomically: a kill or a full disk during the write leaves the old file
     (or none), never a truncated one, and no temporary file behind."""
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
+    torch_files.save(state, path)
 
 
 def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError("checkpoint not found", path=path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"not a readable DAISnet checkpoint ({type(exc).__name__}: {str(exc)[:200]})",
-                         path=path) from None
+    return torch_files.load(path)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
@@ -61,7 +57,9 @@ def model_from_checkpoint(state: dict[str, Any], path: str | Path, device: str |
     """`load_model` of an already loaded checkpoint (`path` only names it in errors)."""
     from daisnet.model import build_daisnet
 
-    if "model" not in state or "meta" not in state or "model_config" not in state["meta"]:
+    torch_files.refuse_other_kind(state, torch_files.DAISNET_MODEL, path)
+    meta = state.get("meta") if isinstance(state, dict) else None
+    if not isinstance(meta, dict) or "model" not in state or "model_config" not in meta:
         raise InputError("not a DAISnet checkpoint (needs 'model' and 'meta.model_config')", path=path)
     config = config_from_meta(state["meta"]["model_config"])
     rgb_mean = state["meta"].get("rgb_mean")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from daisnet.errors import InputError
+from daisnet.errors import exit_on_input_error
 from stages.codebook import codebook
 from stages.depth import depth
 from stages.evaluate import evaluate
@@ -39,12 +39,10 @@ def _group() -> None:
 
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
-    """A user's mistake becomes one line on stderr and exit status 2, never a traceback."""
-    try:
+    """A user's mistake (or a full disk, a read-only folder) becomes one line on stderr and exit
+    status 2, never a traceback: the stages' own handler (daisnet.errors.user_error_line)."""
+    with exit_on_input_error():
         yield
-    except InputError as exc:
-        typer.echo(f"error: {exc.message()}", err=True)
-        raise typer.Exit(2) from None
 
 
 # The pipeline's stages: the very functions dvc.yaml runs (stages/<stage>.py), so the command and

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from daisnet.atomic import atomic_output
+from daisnet import torch_files
 from daisnet.errors import InputError
 from daisnet.progress import track
 from daisnet.model.shape_prior import (
@@ -132,8 +132,7 @@ def _train(train: ShapeCrops, config: AETrainConfig, progress: bool | None) -> t
 def save_autoencoder(path: str | Path, model: ShapeAutoencoder, meta: dict[str, Any]) -> None:
     """Write the checkpoint atomically: `{"model": state_dict, "meta": {...}}`."""
     meta = {**meta, **ARCHITECTURE, "depth": model.depth_mode}
-    with atomic_output(path) as tmp:
-        torch.save({"model": model.state_dict(), "meta": meta}, tmp)
+    torch_files.save({"model": model.state_dict(), "meta": meta}, path)
 
 
 def load_autoencoder(path: str | Path) -> tuple[ShapeAutoencoder, dict[str, Any]]:
@@ -141,10 +140,8 @@ def load_autoencoder(path: str | Path) -> tuple[ShapeAutoencoder, dict[str, Any]
     path = Path(path)
     if not path.is_file():
         raise InputError("shape autoencoder not found (run `dvc repro shape_ae` or `daisnet shape-ae`)", path=path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"not a readable checkpoint ({type(exc).__name__})", path=path) from None
+    state = torch_files.load(path)
+    torch_files.refuse_other_kind(state, torch_files.SHAPE_AE, path)
     meta = state.get("meta", {}) if isinstance(state, dict) else {}
     if "model" not in state or meta.get("depth") not in DEPTH_MODES:
         raise InputError("not a shape autoencoder checkpoint (needs 'model' and 'meta.depth')", path=path)

@@ -25,6 +25,7 @@ from daisnet.data.prepared import PreparedStore, crop_row
 from daisnet.errors import InputError
 from daisnet.model.shape_prior import CROP, shape_input
 from daisnet.progress import track
+from daisnet.stores import open_store, reading
 
 # The dihedral group D4 on a square crop, in the order copies are taken (`shape_prior.copies` = n
 # uses the first n): identity, the two flips, the half turn, then the transposes and quarter turns.
@@ -72,16 +73,7 @@ class ShapeCrops:
 
 
 def _open_depth(path: str | Path, store: PreparedStore) -> zarr.Array:
-    try:
-        group = zarr.open_group(path, mode="r")
-    except Exception as exc:
-        raise InputError(f"cannot open the depth store ({type(exc).__name__})", path=path) from None
-    if "depth" not in group:
-        raise InputError(f"no array 'depth' (has: {sorted(group.array_keys())})", path=path)
-    depth = group["depth"]
-    if depth.shape[0] != len(store):
-        raise InputError(f"{depth.shape[0]} images, but the prepared store {store.path} has {len(store)}", path=path)
-    return depth
+    return store.check_derived(open_store(path), path, "depth")  # of these very images, complete
 
 
 def extract_crops(prepared: str | Path, depth_store: str | Path, max_images: int | None = None,
@@ -102,7 +94,8 @@ def extract_crops(prepared: str | Path, depth_store: str | Path, max_images: int
         masks = torch.from_numpy(np.stack([inst.amodal, inst.visible], axis=1).astype(np.float32))
         # The mask head's target convention (project_masks_on_boxes): aligned=False, adaptive sampling.
         pooled = roi_align(masks, rois, (CROP, CROP), 1.0)
-        row = crop_row(depth, i, tuple(store.image_size[i]), store.canvas)
+        with reading(depth_store, "depth"):
+            row = crop_row(depth, i, tuple(store.image_size[i]), store.canvas)
         ln = torch.from_numpy(np.log(np.maximum(np.asarray(row, dtype=np.float32), 1e-3)))[None, None]
         zero = torch.zeros(len(inst), 1)
         # The model pools depth with sampling_ratio=2 (roi_heads.py): the same here.

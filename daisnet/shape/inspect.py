@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.inspect import RAMP
 from daisnet.shape.codebook import load_codebook
@@ -31,6 +32,7 @@ def _ramp(values: np.ndarray) -> np.ndarray:
 
 def codebook_grid(path: str | Path, out: str | Path | None = None, per_class: int = 16) -> list[str]:
     """Summary lines of a codebook; the prototype grid written to the PNG `out` if given."""
+    refuse_overlap([out], [path])  # `--out` given the codebook would replace it with a PNG
     book = load_codebook(path)
     record = book.built_from
     with_depth = record.get("depth") != "none"
@@ -62,7 +64,7 @@ def codebook_grid(path: str | Path, out: str | Path | None = None, per_class: in
             image = Image.fromarray(tile).resize((tile.shape[1] * SCALE, tile.shape[0] * SCALE), Image.NEAREST)
             sheet.paste(image, (x, y))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out)
+    with atomic_output(out) as tmp:  # a full disk leaves no half PNG
+        sheet.save(tmp)
     lines.append(f"wrote {out}")
     return lines

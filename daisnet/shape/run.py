@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from daisnet.atomic import atomic_output
+from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.hashing import sha256_file
 from daisnet.shape.autoencoder import (
     AETrainConfig,
@@ -34,6 +34,7 @@ def run_shape_ae(train: tuple[str | Path, str | Path], val: tuple[str | Path, st
                  progress: bool | None = None) -> dict[str, Any]:
     """Train the autoencoder on `train` = (prepared, depth store) crops; metrics on `val` crops."""
     config.validate()
+    refuse_overlap([out, metrics_out], [*train, *(val or ())])  # before the training, not after
     train_crops = extract_crops(*train, progress=progress)
     model, info = train_autoencoder(train_crops, config, progress=progress)
     metrics: dict[str, Any] = {"train_instances": len(train_crops), "train_seconds": round(info["seconds"], 1),
@@ -56,6 +57,7 @@ def run_codebook(ae_path: str | Path, train: tuple[str | Path, str | Path], out:
                  metrics_out: str | Path | None = None, progress: bool | None = None, log=None) -> dict[str, Any]:
     """Build the codebook of the train crops with the autoencoder at `ae_path`; record what it came from."""
     config.validate()
+    refuse_overlap([out, metrics_out], [ae_path, *train, *(val or ())])
     model, meta = load_autoencoder(ae_path)
     crops = extract_crops(*train, progress=progress)
     built_from = {"shape_ae": str(ae_path), "shape_ae_sha256": sha256_file(ae_path), "train_store": str(train[0]),

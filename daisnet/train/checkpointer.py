@@ -8,6 +8,7 @@ notice, never silently overwritten: it may be the only copy of hours of training
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -24,30 +25,36 @@ class Checkpointer:
 
     def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
         """Load this run's resume point into model, optimizer and the RNG; the iteration to start at."""
-        if not self.path.is_file():
+        state = checkpoint.load(self.path) if self.path.is_file() else None
+        if self.world > 1:
+            dist.barrier()  # every rank has read it before rank 0 may move it aside
+        if state is None:
             return 0
-        state = checkpoint.load(self.path)
-        meta = state.get("meta", {})
-        if meta.get("run_id") != self.run_id or int(meta.get("iteration", 0)) >= self.iterations:
-            self._set_aside(meta)
+        meta = state.get("meta") if isinstance(state, dict) and isinstance(state.get("meta"), dict) else {}
+        other, iteration = meta.get("run_id"), meta.get("iteration")
+        if other != self.run_id:
+            self._set_aside(other, iteration)
+            return 0
+        # Unfinished only: a finished run's last.pt (left by older versions) is not resumed.
+        if not (isinstance(iteration, int) and iteration < self.iterations and "optimizer" in state):
             return 0
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"][self.rank] if self.world > 1 else state["rng"][0])
-        start = int(meta["iteration"])
         self.last_good = self.path
         if self.rank == 0:
-            print(f"resuming from {self.path} at iteration {start}", flush=True)
-        return start
+            print(f"resuming from {self.path} at iteration {iteration}", flush=True)
+        return iteration
 
-    def _set_aside(self, meta: dict) -> None:
-        # Rank 0 moves it; the others only read it (resume() runs before any process writes).
-        if self.rank != 0 or not self.path.is_file():
+    def _set_aside(self, other: object, iteration: object) -> None:
+        if self.rank != 0:
             return
-        aside = self.path.with_name(f"last.other-run-{str(meta.get('run_id', 'unknown'))[:12]}.pt")
+        tag = other if isinstance(other, str) and re.fullmatch(r"[0-9a-f]{8,64}", other) else "other-run"
+        aside = self.path.with_name(f"last.{tag}.pt")
         os.replace(self.path, aside)
-        print(f"notice: {self.path} is another run's resume point (other settings or finished): "
-              f"moved to {aside}; training from iteration 0", flush=True)
+        print(f"notice: {self.path} is another run's resume point (other settings or data, iteration "
+              f"{iteration}): moved to {aside}, not overwritten; rename it back to last.pt to resume that run",
+              flush=True)
 
     def save(self, iteration: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
         """A resume point after `iteration` iterations (every rank takes part: the RNG states are gathered)."""

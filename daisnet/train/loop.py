@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Sampler
 
+from daisnet.atomic import refuse_unwritable
 from daisnet.data.torch_dataset import AmodalDataset, collate
 from daisnet.device import resolve_device
 from daisnet.errors import InputError, TrainingDiverged
@@ -148,6 +149,9 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     `start(resumed)` method is told which. Returns a summary (iterations, seconds, start).
     """
     rank, world = _distributed()
+    # Found now, not when the first checkpoint or the final model is written.
+    refuse_unwritable(Path(work_dir) / "last.pt")
+    refuse_unwritable(out)
     device = resolve_device(train_config.device, "train.device")
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
