@@ -22,7 +22,7 @@ def test_a_16_bit_depth_png_is_read_as_metres_times_256(tmp_path: Path) -> None:
     entry = payload["images"][0]
     Image.fromarray(np.full((entry["height"], entry["width"]), 2560, np.uint16)).save(depth / entry["file_name"])
     out = tmp_path / "out.zarr"
-    result = CliRunner().invoke(app, ["rasterize", str(ann), str(images), str(out), "--workers", "0",
+    result = CliRunner().invoke(app, ["rasterize", str(ann), str(out), "--images", str(images), "--workers", "0",
                                       "--depth", str(depth)])
     assert result.exit_code == 0, result.output
     store = PreparedStore(out)

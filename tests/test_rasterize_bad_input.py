@@ -20,7 +20,7 @@ def test_skips_are_counted_not_fatal(tmp_path: Path) -> None:
     payload["annotations"][1]["a_segm"] = [[9, 1, 9, 10, 9, 19]]
     ann_path.write_text(json.dumps(payload))
     out = tmp_path / "prepared" / "train.zarr"
-    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(images_dir), str(out), "--workers", "0"])
+    result = CliRunner().invoke(app, ["rasterize", str(ann_path), str(out), "--images", str(images_dir), "--workers", "0"])
     assert result.exit_code == 0, result.output
     report = json.loads((out.parent / "train.report.json").read_text())
     assert report["skipped"] == {"crowd": 1, "empty_amodal": 1, "empty_visible": 1, "negative_visible_box": 0,
