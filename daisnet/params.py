@@ -99,6 +99,7 @@ class DepthTrain(Section):
     crop_width: Annotated[int, Field(ge=32)] | None
     augment: bool
     threads: NonNegative
+    init: str | None
 
 
 class Depth(Section):
@@ -212,6 +213,8 @@ class Augment(Section):
     flip: Fraction
     contrast: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
     crop: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    rotate: Annotated[float, Field(ge=0, le=180, allow_inf_nan=False)]  # degrees
+    color: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 
 
 class Evaluate(Section):

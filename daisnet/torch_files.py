@@ -58,8 +58,9 @@ def refuse_other_kind(obj: object, expected: str, path: str | os.PathLike) -> No
 
 
 def _unsafe_global(message: str) -> str | None:
-    """The Python object a weights-only load refused (`posix.system`), from torch's message."""
-    match = re.search(r"GLOBAL ([\w.]+)", message)
+    """The Python object a weights-only load refused (`posix.system`, or a class such as numpy's
+    object dtype that only an allow-list could admit), from torch's message."""
+    match = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"add_safe_globals`, but got <class '([\w.]+)'>", message)
     return match.group(1) if match else None
 
 

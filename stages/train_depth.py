@@ -42,13 +42,14 @@ def train_depth(
     input_scale: Annotated[float | None, typer.Option(help="Train and predict at this image scale [depth.train.input_scale].")] = None,
     max_depth: Annotated[float | None, typer.Option(help="Depth range in metres [depth.max_depth].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed [seed].")] = None,
+    init: Annotated[Path | None, typer.Option(help="Fine-tune this BTS checkpoint (ours or official) [depth.train.init].")] = None,
 ) -> None:
     """Train BTS on synthetic ground-truth depth (§3.3); report Eigen metrics on val and the baseline."""
     with exit_on_input_error():
         config = depth_train_config(stage_params(params, {
             "depth.encoder": encoder, "depth.train.num_features": num_features, "depth.train.iterations": iterations,
             "depth.train.batch_size": batch_size, "depth.train.lr": lr, "depth.train.input_scale": input_scale,
-            "depth.max_depth": max_depth, "seed": seed}))
+            "depth.max_depth": max_depth, "seed": seed, "depth.train.init": None if init is None else str(init)}))
         result = train_bts(train, val, out, metrics, config, progress=sys.stderr.isatty())
         val_metrics, base = result["val"], result["baseline_pixel_mean"]
         print(f"val abs rel {val_metrics['abs_rel']:.3f} (per-pixel mean baseline {base['abs_rel']:.3f}), "

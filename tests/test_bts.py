@@ -91,3 +91,28 @@ def test_plane_head_gives_unit_normals_in_cone_and_bounded_distance() -> None:
     assert bool((out[:, 3] >= 0).all()) and bool((out[:, 3] <= 10.0).all())
     names = [n for n, _ in head.reduc.named_children()]
     assert names == ["inter_32_16", "inter_16_8", "plane_params"]
+
+
+def test_plane_angles_follow_the_release_op_order() -> None:
+    """theta = sigmoid * pi / 3 as the release computes it (multiply, then divide), bit for bit."""
+    torch.manual_seed(0)
+    head = Reduction(16, 8, max_depth=80.0, is_final=False)
+    x = torch.randn(2, 16, 4, 4)
+    raw = head.reduc(x)
+    n1, n2, n3, dist = head(x).unbind(1)
+    theta = torch.sigmoid(raw[:, 0]) * math.pi / 3
+    phi = torch.sigmoid(raw[:, 1]) * math.pi * 2
+    assert torch.equal(n3, torch.cos(theta)) and torch.equal(n1, torch.sin(theta) * torch.cos(phi))
+    assert not torch.equal(torch.sigmoid(raw[:, 0]) * (math.pi / 3), theta)  # the other order differs
+
+
+def test_inference_feeds_contiguous_nchw_as_the_release() -> None:
+    import numpy as np
+
+    from daisnet.depth.infer import predict_depth
+
+    model = build_bts("resnet18_bts", num_features=32).eval()
+    seen: list[bool] = []
+    model.register_forward_pre_hook(lambda _, args: seen.append(args[0].is_contiguous()))
+    predict_depth(model, np.zeros((1, 64, 96, 3), np.uint8), np.array([721.5], np.float32))
+    assert seen == [True]

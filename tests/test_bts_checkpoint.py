@@ -137,3 +137,27 @@ def test_our_format_round_trip(tmp_path: Path) -> None:
         torch.testing.assert_close(loaded(x, torch.tensor([400.0])), model(x, torch.tensor([400.0])), rtol=0, atol=0)
     with pytest.raises(InputError, match="expected encoder resnet50_bts"):
         load_bts(path, BtsConfig(encoder="resnet50_bts"))
+
+
+def test_official_best_model_file_with_numpy_arrays_loads(tmp_path: Path) -> None:
+    """The release trainer's best-model branch saves numpy arrays beside the weights (bts_main.py)."""
+    model = build_bts("resnet18_bts").eval()
+    payload = {**_official_payload(model), "best_eval_measures_higher_better": torch.zeros(3),
+               "best_eval_measures_lower_better": torch.zeros(6) + 1e3,
+               "best_eval_steps": np.zeros(9, dtype=np.int32)}
+    torch.save(payload, tmp_path / "model-12345-best_abs_rel_0.05")
+    loaded, info = load_bts(tmp_path / "model-12345-best_abs_rel_0.05", BtsConfig(encoder="resnet18_bts"))
+    assert info["format"] == "official"
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, torch.tensor([715.0873])), model(x, torch.tensor([715.0873])), rtol=0, atol=0)
+
+
+def test_an_object_array_still_cannot_carry_code(tmp_path: Path) -> None:
+    marker = tmp_path / "code_ran"
+    evil = np.empty(1, dtype=object)
+    evil[0] = _Payload(marker)
+    torch.save({**_official_payload(build_bts("resnet18_bts")), "best_eval_steps": evil}, tmp_path / "evil.pt")
+    with pytest.raises(InputError, match="could run code"):
+        load_bts(tmp_path / "evil.pt", BtsConfig(encoder="resnet18_bts"))
+    assert not marker.exists()

@@ -134,3 +134,42 @@ def test_store_with_no_valid_depth_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no valid depth pixel") as err:
         train_bts(store, store, tmp_path / "bts.pt", None, config, log=lambda _: None)
     assert str(store) in err.value.message() and not (tmp_path / "bts.pt").exists()
+
+
+def test_fine_tuning_starts_from_an_official_checkpoint(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
+    """§3.3/§4.2: BTS pretrained elsewhere (an official-format file) is fine-tuned on our data; the
+    model training starts from gives the checkpoint's own forward, bit for bit."""
+    from dataclasses import replace
+
+    import torch
+
+    from daisnet.depth.bts import build_bts
+    from daisnet.depth.train import initial_model
+
+    torch.manual_seed(3)
+    official = build_bts("resnet18_bts", num_features=32).eval()
+    path = tmp_path / "bts_eigen_v2_pytorch_resnet18"
+    torch.save({"global_step": np.int64(7), "model": {f"module.{k}": v for k, v in official.state_dict().items()},
+                "best_eval_steps": np.zeros(9, dtype=np.int32)}, path)
+    config = replace(TINY, init=str(path), iterations=1)
+    model, init = initial_model(config, focal_reference=500.0)
+    assert init == {"path": str(path), "sha256": sha256_file(path), "format": "official"}
+    x, focal = torch.randn(1, 3, 64, 96), torch.tensor([721.5377])
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x, focal), official(x, focal))
+    train_bts(tiny_pipeline["train"], tiny_pipeline["val"], tmp_path / "tuned.pt", None, config)
+    _, info = load_bts(tmp_path / "tuned.pt")
+    assert info["init"]["sha256"] == sha256_file(path) and info["bts"]["focal_reference"] == official.config.focal_reference
+
+
+def test_fine_tuning_refuses_a_checkpoint_of_another_width(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import torch
+
+    from daisnet.depth.bts import build_bts
+    from daisnet.depth.train import initial_model
+
+    torch.save({"model": build_bts("resnet18_bts", num_features=64).state_dict()}, tmp_path / "wide.pt")
+    with pytest.raises(InputError, match=r"wide.pt: does not fit .*model \(32, 512, 3, 3\), file \(64, 512, 3, 3\)"):
+        initial_model(replace(TINY, init=str(tmp_path / "wide.pt")), focal_reference=500.0)

@@ -31,6 +31,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from daisnet.data.prepared import PreparedStore, crop_row
+from daisnet.data.rotate import colour_filter, rotate_sample
 from daisnet.errors import InputError, is_int
 from daisnet.model.config import ModelConfig, channel_counts
 from daisnet.stores import open_store, reading
@@ -46,6 +47,8 @@ class AugmentConfig:
     flip: float = 0.5  # probability of a horizontal flip
     contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c] (RGB only)
     crop: float = 0.8  # random crop keeping at least this fraction of each side (1 = off)
+    rotate: float = 0.0  # degrees: a rotation drawn from [-r, r] (0 = off; §4.2 "rotation")
+    color: float = 0.0  # per-channel RGB gain drawn from [1 - c, 1 + c] (0 = off; §4.2 "color filters")
     min_visible_area: int = 4  # px: instances less visible than this after a crop are dropped
 
 
@@ -146,11 +149,19 @@ class AmodalDataset(Dataset):
             if "normal" in self.config.inputs:
                 first = self.channel_offsets()["normal"]
                 image[first] = -image[first]  # the x component of a normal flips with the image
+        if aug.rotate > 0:  # drawn only when on: the other draws stay those of a run without it
+            normal = self.channel_offsets().get("normal")
+            image, amodal, visible = rotate_sample(image, amodal, visible, rng.uniform(-aug.rotate, aug.rotate), normal)
+            keep = (visible.sum(axis=(1, 2)) >= aug.min_visible_area) & amodal.any(axis=(1, 2))
+            amodal, visible, labels = amodal[keep], visible[keep], labels[keep]
         if aug.contrast > 0 and "rgb" in self.config.inputs:
             factor = rng.uniform(1 - aug.contrast, 1 + aug.contrast)
             first = self.channel_offsets()["rgb"]
             rgb = image[first:first + 3]
             image[first:first + 3] = np.clip((rgb - rgb.mean()) * factor + rgb.mean(), 0.0, 1.0)
+        if aug.color > 0 and "rgb" in self.config.inputs:
+            first = self.channel_offsets()["rgb"]
+            image[first:first + 3] = colour_filter(image[first:first + 3], rng, aug.color)
         return image, amodal, visible, labels
 
     def channel_offsets(self) -> dict[str, int]:

@@ -102,7 +102,7 @@ def build_bts(encoder: str = "resnet18_bts", **kwargs: object) -> BtsModel:
 def normalize_images(images: torch.Tensor) -> torch.Tensor:
     """uint8 (B, H, W, 3) or float [0, 1] (B, 3, H, W) -> ImageNet-normalized float (B, 3, H, W)."""
     if images.dtype == torch.uint8:
-        images = images.permute(0, 3, 1, 2).float() / 255.0
+        images = images.permute(0, 3, 1, 2).contiguous().float() / 255.0  # NCHW, as the release feeds it
     mean = torch.tensor(IMAGENET_MEAN, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
     return (images - mean) / std

@@ -45,9 +45,17 @@ _SIGNATURES = {
 
 
 def _numpy_safe_globals() -> list[Any]:
-    """numpy scalar reconstruction and dtypes, under both numpy 1 (`numpy.core`) and 2 (`numpy._core`) names."""
-    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar  # type: ignore[attr-defined]
-    allowed: list[Any] = [np.dtype, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar")]
+    """numpy scalars, arrays and dtypes, under both numpy 1 (`numpy.core`) and 2 (`numpy._core`) names.
+
+    The release's trainer saves numpy scalars (`global_step`) and, in its best-model branch, numpy
+    arrays (`best_eval_steps`). Rebuilding an array needs `_reconstruct` and `ndarray`; an array of
+    Python objects would need those objects' globals too, which stay refused: nothing executable loads.
+    """
+    core = np._core if hasattr(np, "_core") else np.core  # type: ignore[attr-defined]
+    scalar, reconstruct = core.multiarray.scalar, core.multiarray._reconstruct
+    allowed: list[Any] = [np.dtype, np.ndarray]
+    for module in ("numpy.core", "numpy._core"):
+        allowed += [(scalar, f"{module}.multiarray.scalar"), (reconstruct, f"{module}.multiarray._reconstruct")]
     for code in ("b", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "?"):
         allowed.append(type(np.dtype(code)))  # numpy >= 1.25 pickles dtypes by their class
     return allowed

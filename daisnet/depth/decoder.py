@@ -96,8 +96,10 @@ class Reduction(nn.Module):
         x = self.reduc(x)
         if self.is_final:
             return x
-        theta = torch.sigmoid(x[:, 0]) * (math.pi / 3)
-        phi = torch.sigmoid(x[:, 1]) * (2 * math.pi)
+        # The release's op order (bts.py: `sigmoid * pi / 3`, `sigmoid * pi * 2`): pi / 3 rounded first
+        # differs in the last bit, and official checkpoints' outputs with it.
+        theta = torch.sigmoid(x[:, 0]) * math.pi / 3
+        phi = torch.sigmoid(x[:, 1]) * math.pi * 2
         dist = torch.sigmoid(x[:, 2]) * self.max_depth
         n1 = torch.sin(theta) * torch.cos(phi)
         n2 = torch.sin(theta) * torch.sin(phi)

@@ -73,7 +73,8 @@ def predict_depth(
     # network-side size of each image
     net_sizes = np.maximum(1, np.round(sizes * input_scale)).astype(np.int64) if input_scale != 1 else sizes
     pad_h, pad_w = _ceil32(int(net_sizes[:, 0].max())), _ceil32(int(net_sizes[:, 1].max()))
-    x = images_t.permute(0, 3, 1, 2).float() / 255.0
+    # Contiguous NCHW as the release feeds it: a channels-last view picks other conv kernels (up to 2 mm apart).
+    x = images_t.permute(0, 3, 1, 2).contiguous().float() / 255.0
     padded = []
     for i in range(b):
         img = x[i : i + 1, :, : sizes[i, 0], : sizes[i, 1]]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,8 @@ class DepthTrainConfig:
     # is several times faster than two that wait for each other (measured: docs/depth.md).
     threads: int = 1
     device: str = "auto"  # auto: the GPU when there is one
+    # A BTS checkpoint (ours, or an official release file for `encoder`) to fine-tune from; None: random weights.
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.input_scale <= 1:
@@ -148,7 +150,7 @@ def _batches(split: _Split, config: DepthTrainConfig, gen: torch.Generator) -> I
             for i in idx:
                 h, w = (int(v) for v in split.sizes[i])
                 with reading(split.path, "images"):
-                    img = torch.from_numpy(np.asarray(split.images[i])[:h, :w]).permute(2, 0, 1)[None].float() / 255
+                    img = torch.from_numpy(np.asarray(split.images[i])[:h, :w]).permute(2, 0, 1).contiguous()[None].float() / 255
                 with reading(split.path, "depth_gt"):
                     dep = torch.from_numpy(np.asarray(split.depth[i])[:h, :w])[None, None]
                 imgs.append(_resize(img, (out_h, out_w), nearest=False))
@@ -225,6 +227,28 @@ def pixel_mean_baseline(split: _Split, max_depth: float, batch: int = 32) -> np.
     return acc.value()
 
 
+def initial_model(config: DepthTrainConfig, focal_reference: float) -> tuple[BtsModel, dict[str, Any] | None]:
+    """BTS from random weights, or from the checkpoint `config.init` to fine-tune (§3.3, §4.2: the
+    paper pretrains on KITTI's Eigen split and fine-tunes on its synthetic set).
+
+    A checkpoint brings its architecture, depth range, focal reference and plane guidance (ours as
+    stored; an official file as the release's, for `config.encoder` and `config.num_features`), so
+    the first forward is the checkpoint's own. Returns the model and what it started from.
+    """
+    if config.init is None:
+        return BtsModel(BtsConfig(encoder=config.encoder, max_depth=config.max_depth, num_features=config.num_features,
+                                  focal_reference=focal_reference, bn_momentum=config.bn_momentum,
+                                  input_scale=config.input_scale,
+                                  plane_min_denominator=config.plane_min_denominator)), None
+    from daisnet.depth.checkpoint import load_bts
+
+    expected = BtsConfig(encoder=config.encoder, max_depth=config.max_depth, num_features=config.num_features)
+    loaded, info = load_bts(config.init, expected)
+    model = BtsModel(replace(loaded.config, input_scale=config.input_scale, bn_momentum=config.bn_momentum))
+    model.load_state_dict(loaded.state_dict())
+    return model, {"path": str(config.init), "sha256": info["sha256"], "format": info["format"]}
+
+
 def train_bts(
     train_path: str | Path,
     val_path: str | Path,
@@ -251,10 +275,7 @@ def train_bts(
     # Focal scaling relative to the training camera at the training scale: factor 1 on our data.
     focal_ref = float(np.median(train.focal)) * _scaled(int(train.sizes[:, 1].max()), config.input_scale) / float(
         train.sizes[:, 1].max())
-    model = BtsModel(BtsConfig(encoder=config.encoder, max_depth=config.max_depth, num_features=config.num_features,
-                               focal_reference=focal_ref, bn_momentum=config.bn_momentum,
-                               input_scale=config.input_scale,
-                               plane_min_denominator=config.plane_min_denominator))
+    model, init = initial_model(config, focal_ref)
     device = resolve_device(config.device, "depth.train.device")
     model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -310,7 +331,8 @@ def train_bts(
     }
     # No timings in the checkpoint: the same settings must give the same file (docs/reproducibility.md).
     untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
-    save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": untimed, "train_store": str(train_path)})
+    save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": untimed, "train_store": str(train_path),
+                                      **({"init": init} if init else {})})
     if metrics_path is not None:
         with atomic_output(metrics_path) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")

@@ -9,6 +9,7 @@ bounds, report) work on the pipeline's artifacts and need no params file.
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,25 @@ app.command("shape-ae")(shape_ae)
 app.command("codebook")(codebook)
 app.command("train")(train)
 app.command("evaluate")(evaluate)
+
+
+@app.command("kitti")
+def kitti_cmd(
+    file_list: Path = typer.Argument(..., help="BTS file list: 'image depth focal' per line (eigen_train_files_with_gt.txt)."),
+    data_path: Path = typer.Argument(..., help="Folder the images are relative to (KITTI raw data)."),
+    gt_path: Path = typer.Argument(..., help="Folder the depth PNGs are relative to (KITTI depth ground truth)."),
+    out: Path = typer.Argument(..., help="Depth-training store to write (replaced atomically), for `daisnet train-depth`."),
+    images_per_shard: int = typer.Option(16, min=1, help="Images per shard file."),
+) -> None:
+    """KITTI depth ground truth (BTS's file lists) as a store `train-depth` trains on: pretrain BTS as §4.2."""
+    from daisnet.data.kitti import write_kitti_store
+
+    with user_errors():
+        summary = write_kitti_store(file_list, data_path, gt_path, out, images_per_shard=images_per_shard,
+                                    progress=sys.stderr.isatty())
+        typer.echo(f"{out}: {summary['images']} images with ground truth ({summary['without_depth']} lines without), "
+                   f"canvas {summary['canvas'][0]} x {summary['canvas'][1]}, "
+                   f"{summary['measured_fraction']:.1%} of pixels measured")
 
 
 @app.command("inspect")
