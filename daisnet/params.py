@@ -118,6 +118,7 @@ class Regional(Section):
     step: Positive
     offsets: Count
     floor: Literal["soft", "hard"]
+    normalize: bool
 
 
 def _odd(kernel: int) -> int:

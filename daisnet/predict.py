@@ -103,10 +103,13 @@ class Predictor:
             from daisnet.features.store import FeatureParams, image_features
 
             depth = self.depth(image_path, rgb)
-            params = FeatureParams(**self.feature_meta["params"])
+            # A model trained before the regional maps were normalized was trained on the literal maps.
+            params = FeatureParams(**{"normalize_regional": False, **self.feature_meta["params"]})
             std = float(self.feature_meta["log10_depth_std"])
             stats = Moments(count=1, mean=float(self.feature_meta["log10_depth_mean"]), m2=std * std)
-            maps = image_features(depth, depth.shape, params, stats)
+            regional = ((self.feature_meta["regional_mean"], self.feature_meta["regional_std"])
+                        if params.normalize_regional else None)
+            maps = image_features(depth, depth.shape, params, stats, regional)
         return compose_input(self.config, rgb, maps, depth)
 
     @torch.no_grad()

@@ -20,8 +20,11 @@ from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params
 
 
 def feature_params(features: Features) -> FeatureParams:
-    """The maps' settings: `features.regional.*`, `features.normals.*`, `features.precision`."""
-    return FeatureParams(**features.regional.model_dump(), **features.normals.model_dump(),
+    """The maps' settings: `features.regional.*` (`normalize` -> `normalize_regional`), `features.normals.*`,
+    `features.precision`."""
+    regional = features.regional.model_dump()
+    normalize = regional.pop("normalize")
+    return FeatureParams(**regional, normalize_regional=normalize, **features.normals.model_dump(),
                          precision=features.precision).validate()
 
 

@@ -77,7 +77,8 @@ def feature_meta(path: Path | None) -> dict:
         return {}
     attrs = dict(zarr.open_group(path, mode="r").attrs)
     return {"features": {"params": attrs.get("params"), "log10_depth_mean": attrs.get("log10_depth_mean"),
-                         "log10_depth_std": attrs.get("log10_depth_std")}}
+                         "log10_depth_std": attrs.get("log10_depth_std"), "regional_mean": attrs.get("regional_mean"),
+                         "regional_std": attrs.get("regional_std")}}
 
 
 def train_process(params: Params, paths: TrainPaths) -> None:

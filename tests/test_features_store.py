@@ -123,8 +123,35 @@ def test_statistics_come_from_train_only_and_apply_unchanged_to_val(depth_stores
     assert group["log_depth"][:].mean() > 1.0
 
 
+def test_regional_maps_are_normalized_with_the_train_statistics(depth_stores: dict[str, Path], tmp_path: Path) -> None:
+    """Eq. 5's maps span +-0.16; normalized per channel they have mean 0 and std 1 over the train split,
+    like every other input channel, and val is normalized with the train split's statistics."""
+    params = FeatureParams(precision="float32")
+    assert params.normalize_regional
+    features(depth_stores, tmp_path / "f", params)
+    depth = zarr.open_group(depth_stores["train"], mode="r")
+    train = zarr.open_group(tmp_path / "f" / "train.zarr", mode="r")
+    sizes = depth["image_size"][:]
+    valid = np.concatenate([train["regional"][i][:, :h, :w].reshape(4, -1) for i, (h, w) in enumerate(sizes)], axis=1)
+    np.testing.assert_allclose(valid.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_allclose(valid.std(axis=1), 1.0, atol=1e-5)
+    literal = np.concatenate([regional_maps(depth["depth"][i, :h, :w]).reshape(4, -1) for i, (h, w) in enumerate(sizes)],
+                             axis=1)
+    assert np.allclose(train.attrs["regional_mean"], literal.mean(axis=1), atol=1e-6)
+    assert np.allclose(train.attrs["regional_std"], literal.std(axis=1), atol=1e-6) and max(literal.std(axis=1)) < 0.2
+    val_depth = zarr.open_group(depth_stores["val"], mode="r")
+    val = zarr.open_group(tmp_path / "f" / "val.zarr", mode="r")
+    assert val.attrs["regional_mean"] == train.attrs["regional_mean"]
+    h, w = val_depth["image_size"][0]
+    expected = (regional_maps(val_depth["depth"][0, :h, :w]) - np.float32(train.attrs["regional_mean"])[:, None, None]) \
+        / np.float32(train.attrs["regional_std"])[:, None, None]
+    np.testing.assert_allclose(val["regional"][0][:, :h, :w], expected, atol=1e-5)
+    assert not val["regional"][0][:, h:].any()
+
+
 def test_features_are_the_formulas_on_the_true_image_and_zero_outside(depth_stores: dict[str, Path], tmp_path: Path) -> None:
-    params = FeatureParams(step=2.0, offsets=3, floor="hard", kernel=5, dz=0.5, precision="float32")
+    params = FeatureParams(step=2.0, offsets=3, floor="hard", kernel=5, dz=0.5, precision="float32",
+                           normalize_regional=False)
     features(depth_stores, tmp_path / "f", params)
     depth = zarr.open_group(depth_stores["train"], mode="r")
     group = zarr.open_group(tmp_path / "f" / "train.zarr", mode="r")
@@ -141,11 +168,14 @@ def test_features_are_the_formulas_on_the_true_image_and_zero_outside(depth_stor
 
 
 def test_float16_error_is_within_the_documented_bound(depth_stores: dict[str, Path], tmp_path: Path) -> None:
-    features(depth_stores, tmp_path / "f16", FeatureParams(precision="float16"))
-    features(depth_stores, tmp_path / "f32", FeatureParams(precision="float32"))
-    for name, bound in (("log_depth", 2e-3), ("regional", 1e-4), ("normals", 5e-4)):  # docs/features.md
-        half = zarr.open_group(tmp_path / "f16" / "val.zarr", mode="r")[name]
-        full = zarr.open_group(tmp_path / "f32" / "val.zarr", mode="r")[name]
+    for normalize in (True, False):
+        features(depth_stores, tmp_path / f"f16{normalize}", FeatureParams(precision="float16", normalize_regional=normalize))
+        features(depth_stores, tmp_path / f"f32{normalize}", FeatureParams(precision="float32", normalize_regional=normalize))
+    # docs/features.md; the normalized maps span ~+-1.4 (std 1), the literal ones +-0.16
+    for name, normalize, bound in (("log_depth", True, 2e-3), ("regional", True, 1e-3), ("regional", False, 1e-4),
+                                   ("normals", True, 5e-4)):
+        half = zarr.open_group(tmp_path / f"f16{normalize}" / "val.zarr", mode="r")[name]
+        full = zarr.open_group(tmp_path / f"f32{normalize}" / "val.zarr", mode="r")[name]
         assert half.dtype == np.float16
         assert np.abs(half[:].astype(np.float32) - full[:]).max() < bound
 

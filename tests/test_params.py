@@ -137,7 +137,8 @@ def _sections():
     from daisnet.train.loop import TrainConfig
 
     p = RAW
-    features = {**p["features"]["regional"], **p["features"]["normals"], "precision": p["features"]["precision"]}
+    features = {**p["features"]["regional"], **p["features"]["normals"], "precision": p["features"]["precision"],
+                "normalize_regional": p["features"]["regional"]["normalize"]}
     shape = p["shape_prior"]
     return [
         (SynthConfig, {**p["synth"], "seed": p["seed"]}),

@@ -9,6 +9,7 @@ saw-tooth in [0, 1)) or the soft floor of eq. 5. With the soft floor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -55,3 +56,13 @@ def regional_maps(depth: np.ndarray, step: float = 3.0, offsets: int = 4, floor:
         x64 = x.astype(np.float64)
         maps = np.sin((2.0 * np.pi) * x64) / (2.0 * np.pi)
     return maps.astype(np.float32)
+
+
+def standardize_maps(maps: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Each regional map z-scored with the train split's per-channel mean and std, as log depth is
+    (eq. 3). Not in the paper: eq. 4-5's soft maps span only +-1/(2 pi) (std ~0.11 on our data)
+    while every other input channel has std ~1, so the backbone would see them almost silent
+    (docs/features.md; `features.regional.normalize: false` gives the literal maps)."""
+    mean32 = np.asarray(mean, dtype=np.float32).reshape(-1, *(1,) * (maps.ndim - 1))
+    std32 = np.asarray(std, dtype=np.float32).reshape(-1, *(1,) * (maps.ndim - 1))
+    return (maps - mean32) / std32

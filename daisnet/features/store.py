@@ -33,7 +33,7 @@ from daisnet.cluster import dask_client, run_tasks
 from daisnet.errors import InputError
 from daisnet.features.log_depth import Moments, log_depth, z_normalize
 from daisnet.features.normals import normal_map
-from daisnet.features.regional import FLOORS, regional_maps
+from daisnet.features.regional import FLOORS, regional_maps, standardize_maps
 from daisnet.stores import (
     CHUNK_KEYS, WRITE_ALL_CHUNKS, canvas_mask, check_complete, check_depth, create_image_array, image_sizes,
     open_store, reading, recorded_identity, require_array, shard_ranges, write_all_chunks,
@@ -54,6 +54,9 @@ class FeatureParams:
     dz: float = 0.8
     normalize_kernel: bool = False
     precision: str = "float16"
+    # z-score each regional map with the train split's per-channel statistics (not in the paper:
+    # eq. 5's maps span +-0.16; `standardize_maps`). False: eq. 4-5 as printed.
+    normalize_regional: bool = True
 
     def validate(self) -> FeatureParams:
         """Raise an InputError (naming params.yaml and the key) for any value out of range."""
@@ -72,8 +75,15 @@ class FeatureParams:
         return self
 
 
-def image_features(depth: np.ndarray, size: tuple[int, int], params: FeatureParams, stats: Moments) -> dict[str, np.ndarray]:
-    """The three feature maps of one canvas depth map (H, W), float32, 0 outside the true (h, w)."""
+RegionalStats = tuple[list[float], list[float]]  # per-channel (mean, std) of the regional maps
+
+
+def image_features(depth: np.ndarray, size: tuple[int, int], params: FeatureParams, stats: Moments,
+                   regional: RegionalStats | None = None) -> dict[str, np.ndarray]:
+    """The three feature maps of one canvas depth map (H, W), float32, 0 outside the true (h, w).
+
+    `regional`: the train split's per-channel statistics of the regional maps, required when
+    `params.normalize_regional` (`regional_statistics`)."""
     height, width = depth.shape
     h, w = int(size[0]), int(size[1])
     crop = np.asarray(depth[:h, :w], dtype=np.float32)
@@ -82,6 +92,10 @@ def image_features(depth: np.ndarray, size: tuple[int, int], params: FeaturePara
         "regional": regional_maps(crop, params.step, params.offsets, params.floor),  # type: ignore[arg-type]
         "normals": normal_map(crop, params.kernel, params.dz, params.normalize_kernel),
     }
+    if params.normalize_regional:
+        if regional is None:
+            raise ValueError("normalize_regional needs the regional maps' statistics (regional_statistics)")
+        maps["regional"] = standardize_maps(maps["regional"], *regional)
     out = {}
     for name, values in maps.items():
         full = np.zeros((values.shape[0], height, width), dtype=np.float32)
@@ -134,7 +148,35 @@ def depth_statistics(depth_path: str | Path, client: Any = None, *, images_per_t
     return total
 
 
-def write_block(depth_path: str, out_path: str, start: int, stop: int, params: FeatureParams, stats: Moments) -> None:
+def block_regional_moments(depth_path: str, start: int, stop: int, params: FeatureParams) -> list[Moments]:
+    """Per-channel moments of the regional maps over images [start, stop) (a Dask task)."""
+    _, block, sizes = _read_block(depth_path, start, stop)
+    moments = [Moments()] * params.offsets
+    for depth, (h, w) in zip(block, sizes):
+        maps = regional_maps(depth[:h, :w], params.step, params.offsets, params.floor)  # type: ignore[arg-type]
+        moments = [m.merge(Moments.of(channel)) for m, channel in zip(moments, maps)]
+    return moments
+
+
+def regional_statistics(depth_path: str | Path, params: FeatureParams, client: Any = None, *,
+                        images_per_task: int = IMAGES_PER_SHARD, progress: bool = False) -> RegionalStats:
+    """Per-channel mean and std of the regional maps over a split (the train split's normalize all)."""
+    group = open_store(depth_path)
+    count = require_array(group, depth_path, "depth", 3, "f").shape[0]
+    parts = run_tasks(client, block_regional_moments,
+                      [(str(depth_path), a, b, params) for a, b in shard_ranges(count, images_per_task)],
+                      progress=progress, label="regional statistics")
+    total = [Moments()] * params.offsets
+    for part in parts:  # merged in block order: same bytes whatever the scheduler
+        total = [t.merge(p) for t, p in zip(total, part)]
+    if any(not m.std > 0 for m in total):
+        raise InputError("a regional map is constant over the split: cannot normalize it "
+                         "(features.regional.normalize: false)", path=depth_path)
+    return [m.mean for m in total], [m.std for m in total]
+
+
+def write_block(depth_path: str, out_path: str, start: int, stop: int, params: FeatureParams, stats: Moments,
+                regional: RegionalStats | None = None) -> None:
     """Compute and write the features of images [start, stop) (one whole shard; a Dask task)."""
     _, block, sizes = _read_block(depth_path, start, stop)
     out = zarr.open_group(out_path, mode="r+")
@@ -144,7 +186,7 @@ def write_block(depth_path: str, out_path: str, start: int, stop: int, params: F
     torch.set_num_threads(1)  # a one-image cast: extra threads only spin against the other workers
     try:
         for index, (depth, size) in enumerate(zip(block, sizes)):
-            for name, values in image_features(depth, tuple(size), params, stats).items():
+            for name, values in image_features(depth, tuple(size), params, stats, regional).items():
                 # Cast image by image (bounded memory); torch's float16 cast is vectorized, numpy's
                 # is ~15x slower and was the largest cost of the stage.
                 torch.from_numpy(buffers[name][index]).copy_(torch.from_numpy(values))
@@ -156,16 +198,19 @@ def write_block(depth_path: str, out_path: str, start: int, stop: int, params: F
 
 DESCRIPTIONS = {
     "log_depth": ("1", "log10 depth z-normalized with the train split's mean and std (eq. 2-3); 0 outside the image"),
-    "regional": ("1", "regional depth maps x_k - floor(x_k), x_k = d / Ds + k / Dm (eq. 4-5); 0 outside the image"),
+    "regional": ("1", "regional depth maps x_k - floor(x_k), x_k = d / Ds + k / Dm (eq. 4-5), z-scored per channel "
+                      "with the train split's regional_mean/std when params.normalize_regional; 0 outside the image"),
     "normals": ("1", "unit normal-tangent map (-Dx, -Dy, Dz) / norm (eq. 14-22); 0 outside the image"),
 }
 
 
 def write_features_store(depth_path: str | Path, out_path: str | Path, params: FeatureParams, stats: Moments, *,
-                         stats_source: str, client: Any = None, images_per_shard: int = IMAGES_PER_SHARD,
-                         progress: bool = False) -> dict[str, Any]:
+                         stats_source: str, regional: RegionalStats | None = None, client: Any = None,
+                         images_per_shard: int = IMAGES_PER_SHARD, progress: bool = False) -> dict[str, Any]:
     """Write `out_path` (replaced atomically): `log_depth`, `regional`, `normals`, `image_size`."""
     params.validate()
+    if params.normalize_regional and regional is None:
+        raise ValueError("normalize_regional needs the regional maps' statistics (regional_statistics)")
     depth_group = open_store(depth_path)
     depth = require_array(depth_group, depth_path, "depth", 3, "f")
     count, height, width = depth.shape
@@ -181,6 +226,7 @@ def write_features_store(depth_path: str | Path, out_path: str | Path, params: F
             "depth_source": depth_group.attrs.get("source"), "params": asdict(params),
             "file_names": depth_group.attrs.get("file_names", []), "canvas": [height, width],
             "prepared_identity": identity,
+            **({"regional_mean": regional[0], "regional_std": regional[1]} if params.normalize_regional and regional else {}),
         })
         for name, c in channels(params).items():
             units, description = DESCRIPTIONS[name]
@@ -189,7 +235,7 @@ def write_features_store(depth_path: str | Path, out_path: str | Path, params: F
         group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS,
                            config=WRITE_ALL_CHUNKS).attrs.update(
             {"units": "px", "description": "true (height, width) of each image"})
-        tasks = [(str(depth_path), str(tmp), a, b, params, stats) for a, b in shard_ranges(count, images_per_shard)]
+        tasks = [(str(depth_path), str(tmp), a, b, params, stats, regional) for a, b in shard_ranges(count, images_per_shard)]
         run_tasks(client, write_block, tasks, progress=progress, label=f"features {Path(out_path).stem}")
     return {"images": count, "canvas": [height, width]}
 
@@ -202,7 +248,8 @@ def compute_features(depth_paths: dict[str, str | Path], out_paths: dict[str, st
     refuse_overlap(out_paths.values(), [*depth_paths.values(), stats_from])
     with dask_client(workers) as client:
         stats = depth_statistics(stats_from, client, progress=progress)
+        regional = regional_statistics(stats_from, params, client, progress=progress) if params.normalize_regional else None
         for key, depth_path in depth_paths.items():
             write_features_store(depth_path, out_paths[key], params, stats, client=client, progress=progress,
-                                 stats_source=str(stats_from))
+                                 stats_source=str(stats_from), regional=regional)
     return stats
