@@ -22,7 +22,7 @@ from daisnet.device import resolve_device
 from daisnet.errors import exit_on_input_error
 from daisnet.evaluate.inference import predict_split
 from daisnet.evaluate.run import evaluate_predictions, format_metrics
-from daisnet.model.checkpoint import load_model
+from daisnet.model.checkpoint import check_features_fit, load_model
 from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, write_json
 
 
@@ -44,6 +44,7 @@ def evaluate(
         dev = resolve_device(settings.device, "evaluate.device")
         refuse_overlap([out, reports], [model, prepared, features, depth])
         net = load_model(model, dev)
+        check_features_fit(net, features, model)
         dataset = AmodalDataset(prepared, net.config, features, depth)
         start = time.perf_counter()
         predictions = predict_split(net, dataset, settings.batch_size, dev)

@@ -185,6 +185,18 @@ def damaged_store(name: str, array: str, damage: str = "delete") -> str:
     return variant(build)
 
 
+def features_computed_with(**changes: object) -> str:
+    """A val features store computed with other feature params than the corpus model's training features."""
+    def build(folder: Path, fx: dict) -> Path:
+        from daisnet.features.store import FeatureParams, compute_features
+
+        out = folder / "features" / "val.zarr"
+        compute_features({"val": fx["depth"]}, {"val": out}, FeatureParams(**changes), stats_from=fx["depth_train"],
+                         workers=0)
+        return out
+    return variant(build)
+
+
 def _set(index: int, key: str, value: object) -> Callable[[dict], None]:
     return lambda payload: payload["annotations"][index].__setitem__(key, value)
 
@@ -395,6 +407,9 @@ CASES = [
     Case("inspect: a deleted small chunk", inspect(damaged_store("prepared", "image_ptr")), r"image_ptr/c\.0: chunk file missing"),
     Case("evaluate: a deleted features shard", evaluate(extra="--features " + damaged_store("features", "normals")
                                                        + " --depth {depth} --device cpu"), r"normals/c\.0\.0\.0\.0: chunk file missing"),
+    Case("evaluate: features computed otherwise", evaluate(extra="--features " + features_computed_with(
+        normalize_regional=False) + " --depth {depth} --device cpu"),
+         r"val\.zarr: computed with other features than the model was trained on .*normalize_regional False here, True"),
     Case("inspect: a garbage shard", inspect(damaged_store("prepared", "images", "garbage")), r"val\.zarr: .*images"),
     Case("bounds: store missing", bounds("{tmp}/nope.zarr"), r"nope\.zarr: prepared store not found"),
     Case("bounds: a depth store", bounds("{depth}"), r"val\.zarr: not a prepared store: missing arrays"),

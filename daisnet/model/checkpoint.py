@@ -71,4 +71,33 @@ def model_from_checkpoint(state: dict[str, Any], path: str | Path, device: str |
     except RuntimeError as exc:
         raise InputError(f"weights do not fit the model described in its metadata ({str(exc)[:300]})",
                          path=path) from None
+    # What its feature inputs were computed with: `check_features_fit` compares a features store to it.
+    model.trained_features = state["meta"].get("features")
     return model.to(device).eval()
+
+
+FEATURE_KEYS = ("log10_depth_mean", "log10_depth_std", "regional_mean", "regional_std")
+
+
+def check_features_fit(model: torch.nn.Module, features: str | Path | None, model_path: str | Path) -> None:
+    """A features store given to a model must be computed as its training features were: the same
+    feature params (storage precision aside) and the same normalization statistics (the train
+    split's). Another one would feed the network other numbers without a word."""
+    trained = getattr(model, "trained_features", None)
+    if features is None or not trained or not trained.get("params"):
+        return
+    import zarr
+
+    attrs = dict(zarr.open_group(str(features), mode="r").attrs)
+    # A model trained before a key existed was trained as that key's "off" (literal regional maps).
+    ours = {"normalize_regional": False, **trained["params"]}
+    theirs = {"normalize_regional": False, **(attrs.get("params") or {})}
+    differ = sorted(k for k in set(ours) | set(theirs) if k != "precision" and ours.get(k) != theirs.get(k))
+    differ += [k for k in FEATURE_KEYS if trained.get(k) != attrs.get(k) and not (trained.get(k) is None and k.startswith("regional"))]
+    if differ:
+        first = differ[0]
+        mine = ours.get(first, trained.get(first))
+        other = theirs.get(first, attrs.get(first))
+        raise InputError(f"computed with other features than the model was trained on ({model_path}): "
+                         f"{first} {other!r} here, {mine!r} in training" + (f" (and {len(differ) - 1} more)" if len(differ) > 1 else ""),
+                         path=features)
