@@ -165,6 +165,11 @@ class Model(Section):
     edge_head_width: Count
     edge_sigma: Positive
     edge_depth_scale: Positive
+    edge_depth_pooling: Literal["image", "fpn_level"]
+    edge_fcn: Literal["plain", "encoder_decoder"]
+    occlusion_refinement: Literal["residual", "mask_head"]
+    edge_loss_reduction: Literal["mean", "sum"]
+    edge_loss_weight: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     shape_prior: Annotated[Literal["off", "on"], BeforeValidator(_off_on)]
 
 

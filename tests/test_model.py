@@ -269,3 +269,61 @@ def test_class_agnostic_masks_use_one_channel_for_every_class():
         out = model(images)
     assert len(out[0]["labels"]) > 0
     assert out[0]["amodal_masks"].shape[1:] == (1, H, W) and out[0]["visible_masks"].shape[1:] == (1, H, W)
+
+
+EDGE_FORMS = [dict(edge_depth_pooling="fpn_level"), dict(edge_fcn="encoder_decoder"),
+              dict(occlusion_refinement="mask_head"), dict(edge_loss_reduction="sum", edge_loss_weight=0.01),
+              dict(edge_depth_pooling="fpn_level", edge_fcn="encoder_decoder", occlusion_refinement="mask_head",
+                   edge_loss_reduction="sum")]
+
+
+@pytest.mark.parametrize("form", EDGE_FORMS, ids=["-".join(f"{k}={v}" for k, v in f.items()) for f in EDGE_FORMS])
+def test_every_edge_branch_form_trains_a_step_and_predicts(form):
+    """§3.6-3.7 in the paper's reading (eq. 23 per-level depth, a micro FCN, a separate mask head,
+    eq. 24's sum), each next to today's form."""
+    torch.manual_seed(0)
+    config = ModelConfig(inputs=("rgb", "depth"), occlusion_edge="fcn", **form, **TINY)
+    config.validate()
+    model = build_daisnet(config)
+    images, targets = tiny_batch(config)
+    model.train()
+    losses = model(images, targets)
+    assert {"loss_edge", "loss_refine"} <= set(losses) and all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
+    edge_params = [p for name, p in model.named_parameters() if "edge_head" in name or "refinement" in name]
+    assert edge_params and all(p.grad is not None for p in edge_params)
+    model.eval()
+    with torch.no_grad():
+        out = model(images)
+    n = len(out[0]["boxes"])
+    assert out[0]["occlusion_edges"].shape == (n, 1, H, W) and out[0]["amodal_masks"].shape == (n, 1, H, W)
+
+
+def test_eq_24_sum_is_the_per_roi_pixel_sum():
+    from daisnet.model.occlusion_edge import occlusion_edge_loss
+
+    logits, target = torch.randn(3, 1, 28, 28), torch.rand(3, 28, 28)
+    mean = occlusion_edge_loss(logits, target, "mean")
+    assert torch.allclose(occlusion_edge_loss(logits, target, "sum"), mean * 28 * 28)
+
+
+def test_depth_pooled_at_each_rois_fpn_level():
+    """eq. 23: a small RoI reads the stride-4 depth map, a large one the stride-32 map."""
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from daisnet.model.roi_heads import depth_pyramid
+
+    depth = torch.zeros(1, 1, 256, 256)
+    depth[..., ::2, :] = 1.0  # a fine stripe pattern: averaged away at coarse strides
+    pooler = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=4, sampling_ratio=2)
+    small, large = torch.tensor([[0.0, 0, 32, 32]]), torch.tensor([[0.0, 0, 256, 256]])
+    pooled_small = pooler(depth_pyramid(depth), [small], [(256, 256)])
+    pooled_large = pooler(depth_pyramid(depth), [large], [(256, 256)])
+    assert torch.allclose(pooled_large, torch.full_like(pooled_large, 0.5))  # stride 32: the stripes averaged
+    assert torch.allclose(pooled_small, torch.full_like(pooled_small, 0.5))  # stride 4 averages 2 rows too
+    # a pattern coarser than stride 4 survives at the small RoI's level only
+    depth = torch.zeros(1, 1, 256, 256)
+    depth[..., :16, :] = 1.0
+    top_small = pooler(depth_pyramid(depth), [torch.tensor([[0.0, 0, 32, 32]])], [(256, 256)])
+    top_large = pooler(depth_pyramid(depth), [large], [(256, 256)])
+    assert top_small[0, 0, 0].min() > 0.9 and top_large[0, 0, 0].max() < 0.6

@@ -56,6 +56,11 @@ class ModelConfig:
     edge_sigma: float = 1.0  # Gaussian blur of the edge target, in RoI-grid px (eq. 24-25)
     edge_depth_scale: float = 0.1  # per-object depth normalization: (ln d - mean_visible) / scale
     edge_loss_weight: float = 1.0
+    # The edge branch's forms (§3.6-3.7; docs/fidelity.md): today's next to the paper's reading.
+    edge_depth_pooling: str = "image"  # image: RoI depth pooled at full resolution | fpn_level: eq. 23
+    edge_fcn: str = "plain"  # fcn setup: plain (two convolutions) | encoder_decoder (a micro FCN)
+    occlusion_refinement: str = "residual"  # residual over the logits | mask_head: "a separate mask head"
+    edge_loss_reduction: str = "mean"  # mean | sum (eq. 24's sum over an RoI's pixels)
     refine_loss_weight: float = 1.0
     shape_prior: str = "off"
     shape_prior_depth: str = "all"  # all | visible | none: local depth in the shape code (§5.5 S / SV)
@@ -77,6 +82,10 @@ class ModelConfig:
             problems.append(f"unknown model.inputs {unknown}: choose from {list(INPUT_KINDS)}")
         if len(set(self.inputs)) != len(self.inputs):
             problems.append(f"model.inputs {list(self.inputs)} names an input twice")
+        for name, allowed in (("edge_depth_pooling", ("image", "fpn_level")), ("edge_fcn", ("plain", "encoder_decoder")),
+                              ("occlusion_refinement", ("residual", "mask_head")), ("edge_loss_reduction", ("mean", "sum"))):
+            if getattr(self, name) not in allowed:
+                problems.append(f"model.{name} {getattr(self, name)!r}: choose from {list(allowed)}")
         if self.occlusion_edge not in EDGE_MODES:
             problems.append(f"model.occlusion_edge {self.occlusion_edge!r}: choose from {list(EDGE_MODES)}")
         if self.shape_prior not in ("off", "on"):

@@ -21,7 +21,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from daisnet.model.backbone import build_backbone, head_norm_layer
 from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
-from daisnet.model.occlusion_edge import EDGE_HEADS, OcclusionRefinement
+from daisnet.model.occlusion_edge import MaskHeadRefinement, OcclusionRefinement, edge_head as make_edge_head
 from daisnet.model.roi_align import SampledMultiScaleRoIAlign
 from daisnet.model.roi_heads import AmodalRoIHeads
 from daisnet.model.shape_prior import ShapePriorRefiner
@@ -89,10 +89,13 @@ class DAISNet(GeneralizedRCNN):
         def mask_head() -> MaskRCNNHeads:
             return MaskRCNNHeads(out, (width,) * 4, 1, norm_layer=head_norm_layer(config))
 
-        edge_head = refinement = None
+        edge_head = refinement = edge_depth_pooler = None
         if config.occlusion_edge != "off":
-            edge_head = EDGE_HEADS[config.occlusion_edge](2, config.edge_head_width)
-            refinement = OcclusionRefinement()
+            edge_head = make_edge_head(config.occlusion_edge, config.edge_fcn, 2, config.edge_head_width)
+            refinement = (MaskHeadRefinement(out, config.edge_head_width) if config.occlusion_refinement == "mask_head"
+                          else OcclusionRefinement())
+            if config.edge_depth_pooling == "fpn_level":
+                edge_depth_pooler = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=28, sampling_ratio=2)
         roi_heads = AmodalRoIHeads(
             box_pool, TwoMLPHead(out * 7 * 7, config.representation_size),
             FastRCNNPredictor(config.representation_size, k),
@@ -102,7 +105,8 @@ class DAISNet(GeneralizedRCNN):
             visible_head=mask_head(), visible_predictor=MaskRCNNPredictor(width, width, mask_classes),
             edge_head=edge_head, refinement=refinement, edge_sigma=config.edge_sigma,
             edge_depth_scale=config.edge_depth_scale, edge_loss_weight=config.edge_loss_weight,
-            refine_loss_weight=config.refine_loss_weight,
+            refine_loss_weight=config.refine_loss_weight, edge_loss_reduction=config.edge_loss_reduction,
+            edge_depth_pooler=edge_depth_pooler,
             mask_batch_size_per_image=config.mask_batch_size_per_image,
         )
         mean, std = channel_normalization(config, rgb_mean, rgb_std)

@@ -67,10 +67,19 @@ def occlusion_edge_target(amodal: torch.Tensor, visible: torch.Tensor, sigma: fl
     return (blurred / peak).clamp(max=1.0)
 
 
-def occlusion_edge_loss(edge_logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L_oe of eq. 24-25: mean binary cross-entropy of sigmoid(edge logits) against the target."""
+EDGE_LOSS_REDUCTIONS = ("mean", "sum")
+
+
+def occlusion_edge_loss(edge_logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """L_oe of eq. 24-25: binary cross-entropy of sigmoid(edge logits) against the target.
+
+    `sum`: summed over an RoI's pixels as eq. 24 writes it, then averaged over the RoIs (28 x 28 =
+    784 times `mean`'s scale: weigh it with `model.edge_loss_weight`); `mean`: over every pixel."""
     if target.numel() == 0:
         return edge_logits.sum() * 0
+    if reduction == "sum":
+        per_pixel = F.binary_cross_entropy_with_logits(edge_logits[:, 0], target, reduction="none")
+        return per_pixel.sum(dim=(1, 2)).mean()
     return F.binary_cross_entropy_with_logits(edge_logits[:, 0], target)
 
 
@@ -83,6 +92,26 @@ class FcnEdgeHead(nn.Sequential):
             nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(width, 1, 1),
         )
+
+
+class EncoderDecoderEdgeHead(nn.Module):
+    """Setup 1 of Fig. 11 as a micro FCN proper: an encoder that halves the RoI grid, a decoder that
+    restores it, and a skip connection from the full-resolution features (`model.edge_fcn:
+    encoder_decoder`; `plain`, `FcnEdgeHead`, keeps the grid throughout)."""
+
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.encode = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True))
+        self.down = nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(inplace=True))
+        self.up = nn.ConvTranspose2d(2 * width, width, 2, stride=2)
+        self.decode = nn.Sequential(nn.Conv2d(2 * width, width, 3, padding=1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(width, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.encode(x)
+        coarse = self.up(self.down(skip))
+        coarse = F.interpolate(coarse, size=skip.shape[-2:]) if coarse.shape[-2:] != skip.shape[-2:] else coarse
+        return self.decode(torch.cat([skip, F.relu(coarse)], dim=1))
 
 
 class MaskHeadEdgeHead(nn.Sequential):
@@ -104,6 +133,12 @@ class Conv1x1EdgeHead(nn.Sequential):
 
 
 EDGE_HEADS = {"fcn": FcnEdgeHead, "mask_head": MaskHeadEdgeHead, "conv1x1": Conv1x1EdgeHead}
+EDGE_FCN_FORMS = {"plain": FcnEdgeHead, "encoder_decoder": EncoderDecoderEdgeHead}
+
+
+def edge_head(mode: str, fcn_form: str, in_channels: int, width: int) -> nn.Module:
+    """The edge head of a Fig. 11 setup (`fcn` in the form `fcn_form`)."""
+    return EDGE_FCN_FORMS[fcn_form](in_channels, width) if mode == "fcn" else EDGE_HEADS[mode](in_channels, width)
 
 
 class OcclusionRefinement(nn.Module):
@@ -127,3 +162,27 @@ class OcclusionRefinement(nn.Module):
                 depth: torch.Tensor) -> torch.Tensor:
         x = torch.cat([amodal_logit, edge_logit, visible_logit, depth], dim=1)
         return amodal_logit + self.out(self.body(x))
+
+
+class MaskHeadRefinement(nn.Module):
+    """The occlusion refinement as "a separate mask head" (§3.7): four 3 x 3 convolutions over the
+    RoI features with the edge, visible and depth predictions (brought to the features' grid), then
+    the mask head's 2x deconvolution and a 1 x 1 predictor of the amodal logits (one channel). The
+    amodal logits are an input too, so it starts from the mask head's answer but is not a residual
+    (`model.occlusion_refinement: mask_head`; `residual` is `OcclusionRefinement`)."""
+
+    def __init__(self, feature_channels: int, width: int = 64) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [nn.Conv2d(feature_channels + 4 if i == 0 else width, width, 3, padding=1), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.up = nn.ConvTranspose2d(width, width, 2, stride=2)
+        self.out = nn.Conv2d(width, 1, 1)
+
+    def forward(self, features: torch.Tensor, amodal_logit: torch.Tensor, edge_logit: torch.Tensor,
+                visible_logit: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        maps = torch.cat([amodal_logit, edge_logit, visible_logit, depth], dim=1)
+        maps = F.adaptive_avg_pool2d(maps, features.shape[-2:])  # 28 x 28 predictions -> the 14 x 14 RoI grid
+        x = self.body(torch.cat([features, maps], dim=1))
+        return self.out(F.relu(self.up(x)))

@@ -28,6 +28,7 @@ from torchvision.models.detection.roi_heads import (
 from torchvision.ops import roi_align
 
 from daisnet.model.occlusion_edge import (
+    MaskHeadRefinement,
     OcclusionRefinement,
     normalize_roi_depth,
     occlusion_edge_loss,
@@ -71,9 +72,10 @@ def _project(gt_masks: list[torch.Tensor], proposals: list[torch.Tensor], matche
 
 class AmodalRoIHeads(RoIHeads):
     def __init__(self, *args, visible_head: nn.Module, visible_predictor: nn.Module,
-                 edge_head: nn.Module | None = None, refinement: OcclusionRefinement | None = None,
+                 edge_head: nn.Module | None = None, refinement: OcclusionRefinement | MaskHeadRefinement | None = None,
                  edge_sigma: float = 1.0, edge_depth_scale: float = 0.1, edge_loss_weight: float = 1.0,
-                 refine_loss_weight: float = 1.0, mask_batch_size_per_image: int = 0, **kwargs) -> None:
+                 refine_loss_weight: float = 1.0, mask_batch_size_per_image: int = 0, edge_loss_reduction: str = "mean",
+                 edge_depth_pooler: nn.Module | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.mask_batch_size_per_image = mask_batch_size_per_image
         self.visible_head = visible_head
@@ -84,6 +86,9 @@ class AmodalRoIHeads(RoIHeads):
         self.edge_depth_scale = edge_depth_scale
         self.edge_loss_weight = edge_loss_weight
         self.refine_loss_weight = refine_loss_weight
+        self.edge_loss_reduction = edge_loss_reduction
+        # eq. 23: the RoI's depth from the depth map at its FPN level's stride (None: at full resolution)
+        self.edge_depth_pooler = edge_depth_pooler
         self.amodal_refiners = nn.ModuleList()
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
@@ -144,14 +149,20 @@ class AmodalRoIHeads(RoIHeads):
         if self.edge_head is not None:
             if pooled is None:
                 raise ValueError("the occlusion-edge head needs the depth channel (roi_depth)")
-            depth = normalize_roi_depth(pooled, torch.sigmoid(visible), self.edge_depth_scale)
+            edge_pooled = pooled if self.edge_depth_pooler is None else self.edge_depth_pooler(
+                depth_pyramid(roi_depth), mask_proposals, image_shapes)
+            depth = normalize_roi_depth(edge_pooled, torch.sigmoid(visible), self.edge_depth_scale)
             context["roi_depth"] = depth
             edge = self.edge_head(torch.cat([depth, torch.sigmoid(visible)], dim=1))
-            refined = self.refinement(amodal, edge, visible, depth)
+            if isinstance(self.refinement, MaskHeadRefinement):
+                refined = self.refinement(mask_features, amodal, edge, visible, depth)
+            else:
+                refined = self.refinement(amodal, edge, visible, depth)
             if self.training:
                 visible_target = _project(gt_visible, mask_proposals, pos_matched, size)
                 edge_target = occlusion_edge_target(amodal_target, visible_target, self.edge_sigma)
-                losses["loss_edge"] = self.edge_loss_weight * occlusion_edge_loss(edge, edge_target)
+                losses["loss_edge"] = self.edge_loss_weight * occlusion_edge_loss(edge, edge_target,
+                                                                                  self.edge_loss_reduction)
                 losses["loss_refine"] = self.refine_loss_weight * _mask_bce(refined, amodal_target)
 
         for refiner in self.amodal_refiners:
@@ -167,6 +178,15 @@ class AmodalRoIHeads(RoIHeads):
                 for r, part in zip(result, torch.sigmoid(logits).split(splits)):
                     r[key] = part
         return result, losses
+
+
+FPN_STRIDES = (4, 8, 16, 32)
+
+
+def depth_pyramid(depth: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The depth map (B, 1, H, W) averaged to each FPN level's stride, named as the FPN's levels, so
+    that torchvision's MultiScaleRoIAlign pools every RoI from its own level (eq. 23)."""
+    return {str(i): F.avg_pool2d(depth, stride, stride, ceil_mode=True) for i, stride in enumerate(FPN_STRIDES)}
 
 
 def _mask_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
