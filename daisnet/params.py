@@ -216,6 +216,7 @@ class Train(Section):
     num_workers: NonNegative
     processes: Count
     device: str
+    amp: Annotated[Literal["off", "bf16", "fp16"], BeforeValidator(_off_on)]
 
 
 class Augment(Section):
