@@ -125,7 +125,7 @@ def predict_cmd(
 def ablation_cmd(
     rows: str = typer.Option("R,R+D,R+N,R+O", help="Comma-separated Table 1 rows (see docs/ablation.md)."),
     weights: str = typer.Option("random", help="random | imagenet"),
-    profile: str = typer.Option("small", help="small | default | paper (docs/profiles.md)."),
+    profile: str = typer.Option("small", help="smoke | small | default | gpu | paper (docs/profiles.md)."),
     dry_run: bool = typer.Option(False, help="Print the dvc commands without running them."),
     jobs: int = typer.Option(1, min=1, help="Experiments run at once."),
 ) -> None:
