@@ -62,6 +62,9 @@ class Scene(Section):
     openroad_pedestrians: CountRange
     cyclist_fraction: Fraction
     vehicle_distance: DistanceRange
+    vehicle_x: Annotated[list[Real], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
+    street_half_width: Annotated[float, Field(ge=2.5, le=100, allow_inf_nan=False)]
+    openroad_half_width: Annotated[float, Field(ge=2.5, le=100, allow_inf_nan=False)]
     pedestrian_distance: DistanceRange
     line_of_sight: Fraction
     line_of_sight_gap: DistanceRange
@@ -77,6 +80,7 @@ class Synth(Section):
     focal: Positive | None
     workers: Count
     fill_label_holes: bool
+    cast_shadows: bool
     scene: Scene
 
 
@@ -212,6 +216,7 @@ class Train(Section):
     num_workers: NonNegative
     processes: Count
     device: str
+    amp: Annotated[Literal["off", "bf16", "fp16"], BeforeValidator(_off_on)]
 
 
 class Augment(Section):

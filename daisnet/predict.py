@@ -25,6 +25,7 @@ from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
 from daisnet.device import resolve_device
 from daisnet.errors import InputError
 from daisnet.model.checkpoint import load, model_from_checkpoint
+from daisnet.model.precision import AMP_MODES, autocast
 
 DEPTH_PNG_SCALE = 256.0
 PALETTE = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
@@ -62,8 +63,9 @@ def _read_depth_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
 class Predictor:
     def __init__(self, model_path: str | Path, depth_checkpoint: str | Path | None = None,
                  depth_dir: str | Path | None = None, focal: float = 721.5377, device: str = "cpu",
-                 depth_encoder: str | None = None) -> None:
+                 depth_encoder: str | None = None, amp: str = "off") -> None:
         device = str(resolve_device(device, "--device"))
+        self.amp = amp
         state = load(model_path)  # read once: the model and the metadata its features need
         self.model = model_from_checkpoint(state, model_path, device)
         self.device = device
@@ -116,7 +118,8 @@ class Predictor:
     def __call__(self, image_path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         rgb = _read_rgb(image_path)
         tensor = torch.from_numpy(self.inputs(image_path, rgb)).to(self.device)
-        (output,) = self.model([tensor])
+        with autocast(torch.device(self.device), self.amp):
+            (output,) = self.model([tensor])
         return rgb, {k: v.cpu().numpy() for k, v in output.items()}
 
 
@@ -162,7 +165,7 @@ def overlay(rgb: np.ndarray, detections: list[dict[str, Any]]) -> Image.Image:
 def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Path, *,
                    depth_checkpoint: str | Path | None = None, depth_dir: str | Path | None = None,
                    focal: float = 721.5377, score_threshold: float = 0.5, device: str = "cpu",
-                   depth_encoder: str | None = None) -> int:
+                   depth_encoder: str | None = None, amp: str = "off") -> int:
     """Predict every image; write the overlays and JSONs into `out_dir` (atomically). Returns the count.
 
     `out_dir` is replaced as a whole, so it must be new, empty, or an earlier `daisnet predict`
@@ -180,7 +183,9 @@ def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Pa
         seen[path.stem] = path
     refuse_overlap([out_dir], [model_path, *images, depth_dir, depth_checkpoint])
     refuse_foreign_folder(out_dir, "daisnet predict")
-    predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder)
+    if amp not in AMP_MODES:
+        raise InputError(f"--amp must be one of {', '.join(AMP_MODES)}, got {amp!r}")
+    predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder, amp)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
         mark_output_folder(tmp, "predict")

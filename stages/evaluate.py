@@ -37,17 +37,19 @@ def evaluate(
     params: ParamsFile = DEFAULT_PARAMS,
     batch_size: Annotated[int | None, typer.Option(help="Images per forward [evaluate.batch_size].")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ... [evaluate.device].")] = None,
+    amp: Annotated[str | None, typer.Option(help="Mixed precision: off, bf16, fp16 [train.amp].")] = None,
 ) -> None:
     """COCO evaluation (amodal and visible masks, Table 1 columns, per class, by occlusion)."""
     with exit_on_input_error():
-        settings = stage_params(params, {"evaluate.batch_size": batch_size, "evaluate.device": device}).evaluate
+        chosen = stage_params(params, {"evaluate.batch_size": batch_size, "evaluate.device": device, "train.amp": amp})
+        settings = chosen.evaluate
         dev = resolve_device(settings.device, "evaluate.device")
         refuse_overlap([out, reports], [model, prepared, features, depth])
         net = load_model(model, dev)
         check_features_fit(net, features, model)
         dataset = AmodalDataset(prepared, net.config, features, depth)
         start = time.perf_counter()
-        predictions = predict_split(net, dataset, settings.batch_size, dev)
+        predictions = predict_split(net, dataset, settings.batch_size, dev, amp=chosen.train.amp)
         metrics = evaluate_predictions(dataset.store, predictions, out, samples=settings.samples, reports_dir=reports)
         seconds = time.perf_counter() - start
         print(format_metrics(metrics))

@@ -288,3 +288,17 @@ def test_cli_writes_a_tiny_dataset(tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "annotations" / "train.json").exists()
     assert not list(tmp_path.glob(".synth*"))  # no temporary left behind
+
+
+def test_street_vehicles_span_eq_1s_lateral_range_on_the_road():
+    """Eq. 1: vehicles at x = r(-10, 10) in the street scenario too, and always on the road."""
+    rng = np.random.default_rng(8)
+    config = SceneConfig(street_fraction=1.0)
+    lateral = []
+    for _ in range(40):
+        scene = sample_scene(rng, config)
+        assert scene.lane_half_width == config.street_half_width
+        lateral += [obj.footprint[0] for obj in scene.objects if obj.category_id not in (1, 2)]
+    lateral = np.abs(lateral)
+    assert lateral.max() <= config.street_half_width - 1.2
+    assert (lateral > 6.0).mean() > 0.15  # the old street held vehicles within 4.8 m

@@ -9,17 +9,21 @@ import torch
 from torch.utils.data import DataLoader
 
 from daisnet.data.torch_dataset import AmodalDataset, collate
+from daisnet.model.precision import autocast
 from daisnet.progress import track
 
 
 @torch.no_grad()
 def predict_split(model: torch.nn.Module, dataset: AmodalDataset, batch_size: int = 2,
-                  device: torch.device | str = "cpu", num_workers: int = 0) -> Iterator[dict[str, Any]]:
-    """Yield each image's output (tensors on the CPU, masks at the image's true size) with `image_id`."""
+                  device: torch.device | str = "cpu", num_workers: int = 0, amp: str = "off") -> Iterator[dict[str, Any]]:
+    """Yield each image's output (tensors on the CPU, masks at the image's true size) with `image_id`;
+    the network runs under `amp`'s autocast (off | bf16 | fp16), its outputs are float32."""
+    device = torch.device(device)
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
     for images, targets in track(loader, "evaluate: inference", unit="batch"):
-        outputs = model([image.to(device) for image in images])
+        with autocast(device, amp):
+            outputs = model([image.to(device) for image in images])
         for output, target in zip(outputs, targets):
             output = {k: v.cpu() for k, v in output.items()}
             output["image_id"] = target["image_id"]

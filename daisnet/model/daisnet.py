@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
@@ -21,6 +20,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from daisnet.model.backbone import build_backbone, head_norm_layer
 from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
+from daisnet.model.precision import Float32AnchorGenerator, float32_outputs
 from daisnet.model.occlusion_edge import MaskHeadRefinement, OcclusionRefinement, edge_head as make_edge_head
 from daisnet.model.roi_align import SampledMultiScaleRoIAlign
 from daisnet.model.roi_heads import AmodalRoIHeads
@@ -49,14 +49,14 @@ def channel_normalization(config: ModelConfig, rgb_mean=IMAGENET_MEAN, rgb_std=I
     return mean, std
 
 
-def anchor_generator(config: ModelConfig) -> AnchorGenerator:
+def anchor_generator(config: ModelConfig) -> Float32AnchorGenerator:
     """Anchors of every FPN level: its size times each of `anchor_scales`, in each aspect ratio.
 
     Scales between the octaves (`model.anchor_scales`) give thin objects an anchor they overlap
     with IoU >= 0.7: an 11 x 53 px pedestrian reaches 0.57 with octave sizes only (docs/model.md).
     """
     sizes = tuple(tuple(int(round(size * scale)) for scale in config.anchor_scales) for size in config.anchor_sizes)
-    return AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes))
+    return Float32AnchorGenerator(sizes, (tuple(config.anchor_aspect_ratios),) * len(sizes))
 
 
 def roi_poolers(config: ModelConfig) -> tuple[MultiScaleRoIAlign, MultiScaleRoIAlign]:
@@ -75,7 +75,7 @@ class DAISNet(GeneralizedRCNN):
         out = backbone.out_channels
         anchors = anchor_generator(config)
         rpn = RegionProposalNetwork(
-            anchors, RPNHead(out, anchors.num_anchors_per_location()[0]),
+            anchors, float32_outputs(RPNHead(out, anchors.num_anchors_per_location()[0])),
             fg_iou_thresh=0.7, bg_iou_thresh=0.3, batch_size_per_image=256, positive_fraction=0.5,
             pre_nms_top_n=dict(zip(("training", "testing"), config.rpn_pre_nms_top_n)),
             post_nms_top_n=dict(zip(("training", "testing"), config.rpn_post_nms_top_n)),
@@ -91,18 +91,19 @@ class DAISNet(GeneralizedRCNN):
 
         edge_head = refinement = edge_depth_pooler = None
         if config.occlusion_edge != "off":
-            edge_head = make_edge_head(config.occlusion_edge, config.edge_fcn, 2, config.edge_head_width)
-            refinement = (MaskHeadRefinement(out, config.edge_head_width) if config.occlusion_refinement == "mask_head"
-                          else OcclusionRefinement())
+            edge_head = float32_outputs(make_edge_head(config.occlusion_edge, config.edge_fcn, 2, config.edge_head_width))
+            refinement = float32_outputs(MaskHeadRefinement(out, config.edge_head_width)
+                                         if config.occlusion_refinement == "mask_head" else OcclusionRefinement())
             if config.edge_depth_pooling == "fpn_level":
                 edge_depth_pooler = MultiScaleRoIAlign(["0", "1", "2", "3"], output_size=28, sampling_ratio=2)
         roi_heads = AmodalRoIHeads(
             box_pool, TwoMLPHead(out * 7 * 7, config.representation_size),
-            FastRCNNPredictor(config.representation_size, k),
+            float32_outputs(FastRCNNPredictor(config.representation_size, k)),
             0.5, 0.5, config.box_batch_size_per_image, config.box_positive_fraction, None, config.box_score_thresh,
             0.5, config.box_detections_per_img,
-            mask_roi_pool=mask_pool, mask_head=mask_head(), mask_predictor=MaskRCNNPredictor(width, width, mask_classes),
-            visible_head=mask_head(), visible_predictor=MaskRCNNPredictor(width, width, mask_classes),
+            mask_roi_pool=mask_pool, mask_head=mask_head(),
+            mask_predictor=float32_outputs(MaskRCNNPredictor(width, width, mask_classes)),
+            visible_head=mask_head(), visible_predictor=float32_outputs(MaskRCNNPredictor(width, width, mask_classes)),
             edge_head=edge_head, refinement=refinement, edge_sigma=config.edge_sigma,
             edge_depth_scale=config.edge_depth_scale, edge_loss_weight=config.edge_loss_weight,
             refine_loss_weight=config.refine_loss_weight, edge_loss_reduction=config.edge_loss_reduction,
@@ -112,9 +113,9 @@ class DAISNet(GeneralizedRCNN):
         mean, std = channel_normalization(config, rgb_mean, rgb_std)
         transform = AmodalTransform(config.min_size, config.max_size, mean, std)
         if config.shape_prior == "on":
-            roi_heads.amodal_refiners.append(ShapePriorRefiner(
+            roi_heads.amodal_refiners.append(float32_outputs(ShapePriorRefiner(
                 config.shape_prior_depth, config.shape_prior_codewords, config.shape_prior_k,
-                config.shape_prior_width, out))
+                config.shape_prior_width, out)))
         super().__init__(backbone, rpn, roi_heads, transform)
         self.config = config
         self.backbone_channels = backbone_channels(config)

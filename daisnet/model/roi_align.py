@@ -36,7 +36,8 @@ def roi_align_by_sampling(features: Tensor, rois: Tensor, output_size: int, spat
     box_w = (boxes[:, 2] - boxes[:, 0]).clamp(min=1.0)
     box_h = (boxes[:, 3] - boxes[:, 1]).clamp(min=1.0)
     # Sample j of the S r points along a side sits at start + (j + 0.5) * side / (S r).
-    steps = (torch.arange(size * ratio, device=rois.device, dtype=features.dtype) + 0.5) / (size * ratio)
+    # In the boxes' type (float32), not the features' (bfloat16 under autocast: 2 px off at 640).
+    steps = (torch.arange(size * ratio, device=rois.device, dtype=boxes.dtype) + 0.5) / (size * ratio)
     xs = boxes[:, 0, None] + steps[None] * box_w[:, None]  # (K, S r)
     ys = boxes[:, 1, None] + steps[None] * box_h[:, None]
     inside = ((ys >= -1.0) & (ys <= height))[:, :, None] & ((xs >= -1.0) & (xs <= width))[:, None, :]
@@ -57,7 +58,8 @@ def roi_align_by_sampling(features: Tensor, rois: Tensor, output_size: int, spat
                                 padding_mode="border", align_corners=True)
         sampled = sampled.reshape(channels, chosen.numel(), points, points).transpose(0, 1)
         sampled = sampled * inside[chosen, None].to(sampled.dtype)
-        out[chosen] = F.avg_pool2d(sampled, ratio) if ratio > 1 else sampled
+        # grid_sample computes in float32 under autocast; the result keeps the features' type.
+        out[chosen] = (F.avg_pool2d(sampled, ratio) if ratio > 1 else sampled).to(out.dtype)
     return out
 
 
@@ -79,7 +81,8 @@ class SampledMultiScaleRoIAlign(MultiScaleRoIAlign):
         result = features[0].new_zeros((rois.shape[0], features[0].shape[1], size, size))
         for level, (level_features, scale) in enumerate(zip(features, self.scales)):
             chosen = torch.nonzero(levels == level).flatten()
-            result[chosen] = roi_align_by_sampling(level_features, rois[chosen], size, scale, self.sampling_ratio)
+            pooled = roi_align_by_sampling(level_features, rois[chosen], size, scale, self.sampling_ratio)
+            result[chosen] = pooled.to(result.dtype)  # levels may differ in type under autocast
         return result
 
 

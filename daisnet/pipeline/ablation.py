@@ -57,6 +57,14 @@ PROFILES: dict[str, dict[str, str]] = {
     "smoke": {"train.iterations": "30", "train.checkpoint_every": "30"},  # checks the machinery, ranks nothing
     "small": {"train.iterations": "120", "train.checkpoint_every": "60"},
     "default": {},
+    # One GPU, about an hour (docs/profiles.md): ResNet-50 at KINS size on 4000 synthetic images, bf16.
+    "gpu": {"synth.height": "375", "synth.width": "1242", "synth.train_images": "4000", "synth.val_images": "500",
+            "synth.workers": "16", "rasterize.workers": "16", "features.workers": "16",
+            "model.backbone_depth": "50", "model.min_size": "375", "model.max_size": "1242",
+            "model.fpn_channels": "256", "train.batch_size": "8", "train.lr": "0.002", "train.iterations": "5000",
+            "train.warmup_iters": "500", "train.amp": "bf16", "train.num_workers": "8",
+            "train.checkpoint_every": "500", "train.device": "auto", "evaluate.batch_size": "8",
+            "evaluate.device": "auto"},
     "paper": {"model.backbone_depth": "50", "train.iterations": "47979", "train.lr": "0.0025",
               "train.batch_size": "1", "train.warmup_iters": "15000", "model.min_size": "800",
               "model.max_size": "3000", "model.anchor_sizes": "[32,64,128,256,512]",

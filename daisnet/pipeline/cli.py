@@ -109,6 +109,7 @@ def predict_cmd(
     focal: float = typer.Option(721.5377, help="Focal length in px for BTS."),
     score_threshold: float = typer.Option(0.5, min=0.0, max=1.0, help="Keep detections scoring at least this."),
     device: str = typer.Option("cpu", help="Torch device: cpu, cuda, cuda:1, auto (the GPU when there is one)."),
+    amp: str = typer.Option("off", help="Mixed precision of DAISnet's forward: off, bf16, fp16."),
 ) -> None:
     """Depth, features and DAISnet on new images, from a trained checkpoint (no DVC needed)."""
     from daisnet.predict import predict_images
@@ -116,7 +117,7 @@ def predict_cmd(
     with user_errors():
         count = predict_images(model, images, out, depth_checkpoint=depth_checkpoint, depth_dir=depth_dir,
                                focal=focal, score_threshold=score_threshold, device=device,
-                               depth_encoder=depth_encoder)
+                               depth_encoder=depth_encoder, amp=amp)
         typer.echo(f"{count} images -> {out}")
 
 
@@ -124,7 +125,7 @@ def predict_cmd(
 def ablation_cmd(
     rows: str = typer.Option("R,R+D,R+N,R+O", help="Comma-separated Table 1 rows (see docs/ablation.md)."),
     weights: str = typer.Option("random", help="random | imagenet"),
-    profile: str = typer.Option("small", help="small | default | paper (docs/profiles.md)."),
+    profile: str = typer.Option("small", help="smoke | small | default | gpu | paper (docs/profiles.md)."),
     dry_run: bool = typer.Option(False, help="Print the dvc commands without running them."),
     jobs: int = typer.Option(1, min=1, help="Experiments run at once."),
 ) -> None:

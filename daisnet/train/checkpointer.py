@@ -23,8 +23,10 @@ class Checkpointer:
         self.run_id, self.iterations, self.rank, self.world = run_id, iterations, rank, world
         self.last_good: Path | None = None
 
-    def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
-        """Load this run's resume point into model, optimizer and the RNG; the iteration to start at."""
+    def resume(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+               scaler: torch.amp.GradScaler | None = None) -> int:
+        """Load this run's resume point into model, optimizer, fp16 loss scaler and the RNG; the
+        iteration to start at."""
         state = checkpoint.load(self.path) if self.path.is_file() else None
         if self.world > 1:
             dist.barrier()  # every rank has read it before rank 0 may move it aside
@@ -40,7 +42,11 @@ class Checkpointer:
             return 0
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and scaler.is_enabled() and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"][self.rank] if self.world > 1 else state["rng"][0])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state(state["cuda_rng"][self.rank if self.world > 1 else 0])
         self.last_good = self.path
         if self.rank == 0:
             print(f"resuming from {self.path} at iteration {iteration}", flush=True)
@@ -56,12 +62,19 @@ class Checkpointer:
               f"{iteration}): moved to {aside}, not overwritten; rename it back to last.pt to resume that run",
               flush=True)
 
-    def save(self, iteration: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    def save(self, iteration: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             scaler: torch.amp.GradScaler | None = None) -> None:
         """A resume point after `iteration` iterations (every rank takes part: the RNG states are gathered)."""
         rngs = gather_rng_states(self.world)
+        cuda_rngs = gather_cuda_rng_states(self.world)
         if self.rank == 0:
-            checkpoint.save(self.path, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rngs,
-                                        "meta": {"run_id": self.run_id, "iteration": iteration}})
+            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rngs,
+                     "meta": {"run_id": self.run_id, "iteration": iteration}}
+            if cuda_rngs:
+                state["cuda_rng"] = cuda_rngs  # RoI sampling on a GPU draws from its generator
+            if scaler is not None and scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()  # fp16's current loss scale and its growth tracker
+            checkpoint.save(self.path, state)
         self.last_good = self.path
 
     def finish(self) -> None:
@@ -78,4 +91,16 @@ def gather_rng_states(world: int) -> list[torch.Tensor]:
         return [state]
     gathered = [torch.empty_like(state) for _ in range(world)]
     dist.all_gather(gathered, state)
+    return gathered
+
+
+def gather_cuda_rng_states(world: int) -> list[torch.Tensor]:
+    """Every rank's current CUDA generator state ([] when CUDA is not in use)."""
+    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+        return []
+    state = torch.cuda.get_rng_state()
+    if world == 1:
+        return [state]
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, state)  # CPU tensors: all_gather_object works under nccl too
     return gathered

@@ -32,6 +32,7 @@ from daisnet.errors import InputError, TrainingDiverged
 from daisnet.hashing import fingerprint
 from daisnet.model import ModelConfig, checkpoint
 from daisnet.model.factory import RgbStats, build_model
+from daisnet.model.precision import autocast
 from daisnet.progress import format_seconds
 from daisnet.train.checkpointer import Checkpointer
 from daisnet.train.schedule import learning_rate
@@ -63,6 +64,7 @@ class TrainConfig:
     num_workers: int = 0
     processes: int = 1  # local DDP processes (daisnet/train/launch.py); torchrun's count wins
     device: str = "auto"
+    amp: str = "off"  # off | bf16 | fp16 (daisnet/model/precision.py)
     seed: int = 0
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -120,13 +122,34 @@ def progress_line(iteration: int, total: int, start: int, seconds: float, images
             f"ETA {format_seconds(per_step * (total - iteration))}")
 
 
-def _check_finite(losses: dict[str, torch.Tensor], iteration: int, last_good: Path | None) -> None:
-    for name, value in losses.items():
-        if not torch.isfinite(value).all():
-            kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written yet"
-            raise TrainingDiverged(
-                f"iteration {iteration}: loss term {name!r} is {value.item()} (non-finite); {kept}. "
-                "Lower train.lr, lengthen train.warmup_iters or set train.grad_clip.")
+class FiniteCheck:
+    """Loss values kept on the device and checked for NaN/inf in one host sync every few iterations.
+
+    Checking each iteration (`.item()` on every term) would stall a GPU at every step. The values are
+    stacked as they come and checked when the loop syncs anyway (a log line) and before every
+    checkpoint, so a diverged state is never saved; the error still names the first bad iteration
+    and loss term.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[int, list[str], torch.Tensor]] = []
+
+    def add(self, iteration: int, losses: dict[str, torch.Tensor]) -> None:
+        self.pending.append((iteration, list(losses), torch.stack([v.detach().float() for v in losses.values()])))
+
+    def check(self, last_good: Path | None) -> None:
+        if not self.pending:
+            return
+        finite = torch.isfinite(torch.stack([values for _, _, values in self.pending])).all(dim=1).cpu()
+        pending, self.pending = self.pending, []
+        if bool(finite.all()):
+            return
+        iteration, names, values = pending[int((~finite).nonzero()[0])]
+        term = int((~torch.isfinite(values)).nonzero()[0])
+        kept = f"the last good checkpoint {last_good} is kept" if last_good else "no checkpoint was written yet"
+        raise TrainingDiverged(
+            f"iteration {iteration}: loss term {names[term]!r} is {values[term].item()} (non-finite); {kept}. "
+            "Lower train.lr, lengthen train.warmup_iters or set train.grad_clip.")
 
 
 class Logger(Protocol):
@@ -163,7 +186,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     run_id = fingerprint({"model": checkpoint.config_to_meta(model_config), "train": _train_meta(train_config),
                           "world": world, "rgb": rgb_stats, **(fingerprint_extra or {})})
     checkpointer = Checkpointer(work_dir, run_id, train_config.iterations, rank, world)
-    start = checkpointer.resume(model, optimizer)
+    scaler = make_scaler(device, train_config.amp)
+    start = checkpointer.resume(model, optimizer, scaler)
     if rank == 0 and hasattr(logger, "start"):
         logger.start(resumed=start > 0)  # type: ignore[union-attr]
     train_model: torch.nn.Module = model
@@ -173,7 +197,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     loader = make_loader(dataset, train_config, start, rank, world, pin_memory=device.type == "cuda")
     summary = train_loop(train_model, optimizer, loader, partial(schedule_of, train_config), checkpointer,
                          logger if rank == 0 else None, config=train_config, start=start, device=device,
-                         images_per_step=train_config.batch_size * world)
+                         images_per_step=train_config.batch_size * world, scaler=scaler)
     if rank == 0:
         checkpoint.save(out, {"model": model.state_dict(), "meta": {
             "model_config": checkpoint.config_to_meta(model_config), "train_config": _train_meta(train_config),
@@ -186,6 +210,11 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     if world > 1:
         dist.barrier()
     return summary
+
+
+def make_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
+    """fp16's loss scaling (its gradients underflow without it); disabled, a pass-through, otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=amp == "fp16")
 
 
 def schedule_of(config: TrainConfig, iteration: int) -> float:
@@ -207,28 +236,36 @@ def make_loader(dataset: AmodalDataset, config: TrainConfig, start: int, rank: i
 
 def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
                schedule: Callable[[int], float], checkpointer: Checkpointer, logger: Logger | None, *,
-               config: TrainConfig, start: int, device: torch.device, images_per_step: int) -> dict[str, Any]:
-    """Iterations [start, config.iterations): forward, finite check, backward, clip, step; logs every
-    `log_every`, a resume point every `checkpoint_every` (not at the last: that state is the model's)."""
+               config: TrainConfig, start: int, device: torch.device, images_per_step: int,
+               scaler: torch.amp.GradScaler | None = None) -> dict[str, Any]:
+    """Iterations [start, config.iterations): forward (under `config.amp`'s autocast), backward,
+    clip, step; losses checked for NaN/inf at every log line and checkpoint; logs every `log_every`,
+    a resume point every `checkpoint_every` (not at the last: that state is the model's)."""
+    scaler = scaler if scaler is not None else make_scaler(device, config.amp)
     # In the model's order: the clipping norm sums in this order (another order moves its last bits).
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
     begin = time.perf_counter()
     iteration = start
+    finite = FiniteCheck()
     for images, targets in loader:
         lr = schedule(iteration)
         for group in optimizer.param_groups:
             group["lr"] = lr
         images = [img.to(device, non_blocking=True) for img in images]
-        losses = model(images, _move(targets, device))
-        _check_finite(losses, iteration, checkpointer.last_good)
+        with autocast(device, config.amp):
+            losses = model(images, _move(targets, device))
+        finite.add(iteration, losses)
         total = sum(losses.values())
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        scaler.scale(total).backward()
+        scaler.unscale_(optimizer)  # clip the true gradients (a no-op without fp16)
         grad_norm = torch.nn.utils.clip_grad_norm_(params, config.grad_clip if config.grad_clip > 0 else math.inf)
-        optimizer.step()
+        scaler.step(optimizer)  # fp16: skipped when a gradient overflowed, and the scale lowered
+        scaler.update()
         iteration += 1
         if iteration % config.log_every == 0 or iteration == config.iterations:
+            finite.check(checkpointer.last_good)
             values = {"loss": float(total.detach()), "lr": lr, "grad_norm": float(grad_norm),
                       **{k: float(v.detach()) for k, v in losses.items()}}
             if logger is not None:
@@ -237,8 +274,10 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader:
                 print(progress_line(iteration, config.iterations, start, time.perf_counter() - begin,
                                     images_per_step, values), flush=True)
         if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
+            finite.check(checkpointer.last_good)
             unwrapped = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-            checkpointer.save(iteration, unwrapped, optimizer)
+            checkpointer.save(iteration, unwrapped, optimizer, scaler)
+    finite.check(checkpointer.last_good)
     return {"start_iteration": start, "iterations": iteration, "seconds": time.perf_counter() - begin}
 
 

@@ -55,6 +55,8 @@ class SynthConfig:
     workers: int = 2
     # Labels as KINS draws them, outlines without holes (daisnet/data/synth/render.py says why).
     fill_label_holes: bool = True
+    # Shadows cast by every object, building and tree from the sun (§3.2's rendered scenes).
+    cast_shadows: bool = True
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def validate(self) -> None:
@@ -73,8 +75,9 @@ class SynthConfig:
             problems.append(f"min_visible_area {self.min_visible_area} must be >= 1 px")
         if self.workers < 1:
             problems.append(f"workers {self.workers} must be >= 1")
-        if not isinstance(self.fill_label_holes, bool):
-            problems.append(f"fill_label_holes {self.fill_label_holes!r} must be true or false")
+        for name in ("fill_label_holes", "cast_shadows"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} {getattr(self, name)!r} must be true or false")
         sc = self.scene
         if not 0 <= sc.street_fraction <= 1 or not 0 <= sc.line_of_sight <= 1 or not 0 <= sc.cyclist_fraction <= 1:
             problems.append("street_fraction, line_of_sight and cyclist_fraction must be in [0, 1]")
@@ -82,6 +85,10 @@ class SynthConfig:
             lo, hi = getattr(sc, name)
             if lo < 0 or hi < lo:
                 problems.append(f"{name} {list(getattr(sc, name))} must be a range [low, high] with 0 <= low <= high")
+        if sc.vehicle_x[0] > sc.vehicle_x[1]:
+            problems.append(f"vehicle_x {list(sc.vehicle_x)} must be a range [low, high]")
+        if min(sc.street_half_width, sc.openroad_half_width) < 2.5:
+            problems.append("street_half_width and openroad_half_width must be >= 2.5 m (a vehicle's width)")
         if sc.street_pedestrians_per_vehicle < 0:
             problems.append("street_pedestrians_per_vehicle must be >= 0")
         if problems:
@@ -101,7 +108,8 @@ def render_image(config: SynthConfig, split: str, index: int) -> RenderedImage:
     """Render image `index` of `split`, with the exact masks of every annotated instance."""
     rng = np.random.default_rng([config.seed, SPLIT_KEYS[split], index])
     scene = sample_scene(rng, config.scene)
-    out = render(scene, config.height, config.width, config.max_depth, rng, config.focal, config.fill_label_holes)
+    out = render(scene, config.height, config.width, config.max_depth, rng, config.focal, config.fill_label_holes,
+                 config.cast_shadows)
     instances = []
     for obj_index, obj in enumerate(scene.objects):
         visible = out.owner == obj_index

@@ -4,8 +4,8 @@ Rays are cast from a level pinhole camera with directions `((u - cx) / f, -(v - 
 up, image v down), so the ray parameter `t` of a hit *is* its camera-space depth z: the depth the
 KITTI convention (and BTS) uses, with no conversion.
 
-Every `intersect_*` function takes ray origins `o` (3,) and directions `d` (..., 3) and returns
-`(t, normal)`: `t` is +inf where the ray misses, `normal` the unit world normal at the hit.
+Every `intersect` takes ray origins `o`, one (3,) or one per ray (..., 3), and directions `d`
+(..., 3), and returns `(t, normal)`: `t` is +inf where the ray misses, `normal` the unit world normal at the hit.
 """
 
 from __future__ import annotations
@@ -80,27 +80,27 @@ class Cylinder:
         r, hw = self.radius, self.half_width
         # Side: (oy + t dy)^2 + (oz + t dz)^2 = r^2.
         a = dl[..., 1] ** 2 + dl[..., 2] ** 2
-        b = 2.0 * (ol[1] * dl[..., 1] + ol[2] * dl[..., 2])
-        c = ol[1] ** 2 + ol[2] ** 2 - r * r
+        b = 2.0 * (ol[..., 1] * dl[..., 1] + ol[..., 2] * dl[..., 2])
+        c = ol[..., 1] ** 2 + ol[..., 2] ** 2 - r * r
         disc = b * b - 4.0 * a * c
         with np.errstate(divide="ignore", invalid="ignore"):
             t_side = (-b - np.sqrt(np.maximum(disc, 0.0))) / (2.0 * a)
-            x_side = ol[0] + t_side * dl[..., 0]
+            x_side = ol[..., 0] + t_side * dl[..., 0]
             side_ok = (disc >= 0) & (a > EPS) & (t_side > EPS) & (np.abs(x_side) <= hw)
             t_side = np.where(side_ok, t_side, np.inf)
             # Caps: the planes x = +-hw.
-            cap_plane = np.where(ol[0] > 0, hw, -hw)
-            t_cap = (cap_plane - ol[0]) / dl[..., 0]
-            y_cap = ol[1] + t_cap * dl[..., 1]
-            z_cap = ol[2] + t_cap * dl[..., 2]
+            cap_plane = np.where(ol[..., 0] > 0, hw, -hw)
+            t_cap = (cap_plane - ol[..., 0]) / dl[..., 0]
+            y_cap = ol[..., 1] + t_cap * dl[..., 1]
+            z_cap = ol[..., 2] + t_cap * dl[..., 2]
             cap_ok = (t_cap > EPS) & (y_cap**2 + z_cap**2 <= r * r)
             t_cap = np.where(cap_ok, t_cap, np.inf)
         t = np.minimum(t_side, t_cap)
         on_side = t_side <= t_cap
         normal_local = np.zeros_like(dl)
         ts = np.where(np.isfinite(t_side), t_side, 0.0)
-        normal_local[..., 1] = np.where(on_side, (ol[1] + ts * dl[..., 1]) / r, 0.0)
-        normal_local[..., 2] = np.where(on_side, (ol[2] + ts * dl[..., 2]) / r, 0.0)
+        normal_local[..., 1] = np.where(on_side, (ol[..., 1] + ts * dl[..., 1]) / r, 0.0)
+        normal_local[..., 2] = np.where(on_side, (ol[..., 2] + ts * dl[..., 2]) / r, 0.0)
         normal_local[..., 0] = np.where(on_side, 0.0, np.sign(cap_plane))
         return t, matmul(normal_local, rot.T)
 
@@ -133,16 +133,17 @@ class Cutout:
     def intersect(self, o: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         across, normal = self._frame()
         base = np.asarray(self.base)
+        # A ray parallel to the plane gives t = inf and NaN coordinates: masked out by `inside`.
         with np.errstate(divide="ignore", invalid="ignore"):
             denom = dot(d, normal)
             t = dot(base - o, normal) / denom
-        hit_point = o + t[..., None] * d
-        s = dot(hit_point - base, across) / self.width + 0.5
-        h = 1.0 - hit_point[..., 1] / self.height
-        rows, cols = self.alpha.shape
-        inside = (t > EPS) & (s >= 0) & (s < 1) & (h >= 0) & (h < 1)
-        r = np.clip((h * rows).astype(np.int64, copy=False), 0, rows - 1)
-        c = np.clip((s * cols).astype(np.int64, copy=False), 0, cols - 1)
+            hit_point = o + t[..., None] * d
+            s = dot(hit_point - base, across) / self.width + 0.5
+            h = 1.0 - hit_point[..., 1] / self.height
+            rows, cols = self.alpha.shape
+            inside = (t > EPS) & (s >= 0) & (s < 1) & (h >= 0) & (h < 1)
+            r = np.clip((h * rows).astype(np.int64, copy=False), 0, rows - 1)
+            c = np.clip((s * cols).astype(np.int64, copy=False), 0, cols - 1)
         inside &= self.alpha[r, c]
         t = np.where(inside, t, np.inf)
         facing = np.where((denom < 0)[..., None], normal, -normal)

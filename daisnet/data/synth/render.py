@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from daisnet.data.synth.geometry import GroundPlane
+from daisnet.data.synth.shadows import in_shadow
 from daisnet.data.synth.vec import dot
 from daisnet.data.synth.scene import Part, Scene
 
@@ -80,10 +81,11 @@ def _outline(own_depth: np.ndarray) -> np.ndarray:
 
 
 def render(scene: Scene, height: int, width: int, max_depth: float, rng: np.random.Generator,
-           focal: float | None = None, fill_label_holes: bool = True) -> Rendering:
+           focal: float | None = None, fill_label_holes: bool = True, cast_shadows: bool = True) -> Rendering:
     """Ray-cast `scene`; `focal` in px (None: KITTI's, scaled to `width`), principal point at the centre.
 
     `fill_label_holes`: labels as outlines, the way KINS draws them (module docstring).
+    `cast_shadows`: every primitive shadows what lies behind it from the sun (daisnet/data/synth/shadows.py).
     """
     focal = focal_for_width(width) if focal is None else float(focal)
     cam = np.asarray(scene.camera.position, dtype=np.float64)
@@ -158,15 +160,23 @@ def render(scene: Scene, height: int, width: int, max_depth: float, rng: np.rand
         amodal.append((window, np.isfinite(label_depth)))
 
     depth = np.minimum(z_buffer, max_depth).astype(np.float32)
-    rgb = _shade(scene, directions, cam, z_buffer, normal, albedo, noise_amp, is_ground, height, rng)
+    rgb = _shade(scene, directions, cam, z_buffer, normal, albedo, noise_amp, is_ground, height, rng, cast_shadows)
     return Rendering(rgb, depth, owner, amodal, object_depth, focal)
 
 
-def _shade(scene: Scene, directions, cam, z_buffer, normal, albedo, noise_amp, is_ground, height, rng) -> np.ndarray:
-    """Lambertian shading under a random directional light, textures as noise, lane marks, sky, haze."""
+def _shade(scene: Scene, directions, cam, z_buffer, normal, albedo, noise_amp, is_ground, height, rng,
+           cast_shadows: bool) -> np.ndarray:
+    """Lambertian shading under a random sun with cast shadows, textures as noise, lane marks, sky, haze."""
     light = np.asarray(scene.light)
     sun = np.asarray(scene.extra.get("sun", (1.0, 1.0, 1.0)))
     lambert = np.clip(dot(normal, light), 0.0, 1.0)
+    if cast_shadows:
+        lit = np.flatnonzero((lambert > 0) & np.isfinite(z_buffer))
+        rows, cols = np.unravel_index(lit, z_buffer.shape)
+        points = cam + directions[rows, cols] * z_buffer[rows, cols, None]
+        occluders = [part.shape for obj in (*scene.clutter, *scene.objects) for part in obj.parts]
+        shadowed = in_shadow(points, normal[rows, cols], light, occluders)
+        lambert[rows[shadowed], cols[shadowed]] = 0.0
     shade = scene.ambient + (1.0 - scene.ambient) * lambert
     color = albedo * shade[..., None] * sun
 

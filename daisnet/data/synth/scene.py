@@ -9,6 +9,9 @@ footprints collide are re-placed until they fit (the paper moves them until they
 Occlusion is what the task is about, so a share of the objects (`line_of_sight`) is placed on the
 camera's line of sight to an object already placed, a few metres nearer or farther (measured on a
 prototype: this is what yields KINS-like occlusion rates).
+
+The road is wide enough for eq. 1's lateral range: vehicles stay on it (`street_half_width`), and
+the sidewalks, buildings and trees start at its edge. The sun casts shadows (render.py).
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ class SceneConfig:
     openroad_pedestrians: tuple[int, int] = (0, 2)
     cyclist_fraction: float = 0.25
     vehicle_distance: tuple[float, float] = (10.0, 50.0)  # eq. 1: z + r(10, 50)
+    vehicle_x: tuple[float, float] = (-10.0, 10.0)  # eq. 1: r(-10, 10)
+    # Half widths of the road (kerb to kerb, m). Vehicles keep 1.2 m inside it, so a street of
+    # 11.2 m holds eq. 1's x range on the road; sidewalks and buildings start at the kerb.
+    street_half_width: float = 11.2
+    openroad_half_width: float = 12.0
     pedestrian_distance: tuple[float, float] = (5.0, 40.0)
     line_of_sight: float = 0.7
     line_of_sight_gap: tuple[float, float] = (3.0, 12.0)
@@ -78,6 +86,8 @@ class Scene:
     lane_half_width: float
     extra: dict = field(default_factory=dict)
 
+
+VEHICLE_KERB_GAP = 1.2  # m: a vehicle's centre stays this far inside the road's edge
 
 # Vehicle classes: (KINS name, length, width, body height, cabin spec, weight in the mix).
 _VEHICLES = {
@@ -229,7 +239,7 @@ def sample_scene(rng: np.random.Generator, config: SceneConfig) -> Scene:
     """One random scene; deterministic given the generator's state."""
     street = rng.random() < config.street_fraction
     cam = (float(rng.uniform(-5, 5)), float(rng.uniform(1, 2)), float(rng.uniform(0, 50)))  # eq. 1
-    lane = 6.0 if street else 12.0
+    lane = config.street_half_width if street else config.openroad_half_width
     if street:
         vehicles = int(rng.integers(config.street_vehicles[0], config.street_vehicles[1] + 1))
         pedestrians = int(round(vehicles * config.street_pedestrians_per_vehicle * rng.uniform(0.7, 1.3)))
@@ -276,10 +286,9 @@ def _place(rng, config: SceneConfig, kind: str, street: bool, cam, lane: float,
             if placed and rng.random() < config.line_of_sight:
                 x, z = _on_line_of_sight(rng, config, cam, placed)
             else:
-                x = rng.uniform(-10, 10)  # eq. 1
+                x = _uniform(rng, config.vehicle_x)  # eq. 1
                 z = cam[2] + _uniform(rng, config.vehicle_distance)
-            limit = lane - 1.2
-            if abs(x) > limit:
+            if abs(x) > lane - VEHICLE_KERB_GAP:
                 continue
             # Street: any yaw (eq. 1); open road: vehicles follow the road.
             yaw = rng.uniform(0, 2 * math.pi) if street else rng.choice([0.0, math.pi]) + rng.normal(0, 0.08)
