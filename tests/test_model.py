@@ -271,8 +271,12 @@ def test_class_agnostic_masks_use_one_channel_for_every_class():
     assert out[0]["amodal_masks"].shape[1:] == (1, H, W) and out[0]["visible_masks"].shape[1:] == (1, H, W)
 
 
-EDGE_FORMS = [dict(edge_depth_pooling="fpn_level"), dict(edge_fcn="encoder_decoder"),
-              dict(occlusion_refinement="mask_head"), dict(edge_loss_reduction="sum", edge_loss_weight=0.01),
+# Every form set explicitly (the defaults move): the earlier forms, each of the paper's, and all together.
+EDGE_FORMS = [dict(edge_depth_pooling="image"), dict(edge_depth_pooling="fpn_level"), dict(edge_fcn="encoder_decoder"),
+              dict(occlusion_refinement="residual"), dict(occlusion_refinement="mask_head"),
+              dict(edge_loss_reduction="sum", edge_loss_weight=0.01),
+              dict(edge_depth_pooling="image", edge_fcn="plain", occlusion_refinement="residual",
+                   edge_loss_reduction="mean"),
               dict(edge_depth_pooling="fpn_level", edge_fcn="encoder_decoder", occlusion_refinement="mask_head",
                    edge_loss_reduction="sum")]
 

@@ -26,6 +26,8 @@ BEFORE_THE_KEY: dict[str, Any] = {
     "inputs": ("rgb",), "fpn_channels": 256, "anchor_aspect_ratios": (0.5, 1.0, 2.0), "anchor_scales": (1.0,),
     "mask_head_width": 256, "representation_size": 1024, "box_batch_size_per_image": 512,
     "mask_batch_size_per_image": 0, "roi_sampling_ratio": 2,
+    # The edge branch's forms before the paper's became the default (docs/model.md, "Edge branch forms").
+    "edge_depth_pooling": "image", "occlusion_refinement": "residual",
 }
 
 

@@ -57,9 +57,9 @@ class ModelConfig:
     edge_depth_scale: float = 0.1  # per-object depth normalization: (ln d - mean_visible) / scale
     edge_loss_weight: float = 1.0
     # The edge branch's forms (§3.6-3.7; docs/fidelity.md): today's next to the paper's reading.
-    edge_depth_pooling: str = "image"  # image: RoI depth pooled at full resolution | fpn_level: eq. 23
+    edge_depth_pooling: str = "fpn_level"  # fpn_level: eq. 23 | image: RoI depth pooled at full resolution
     edge_fcn: str = "plain"  # fcn setup: plain (two convolutions) | encoder_decoder (a micro FCN)
-    occlusion_refinement: str = "residual"  # residual over the logits | mask_head: "a separate mask head"
+    occlusion_refinement: str = "mask_head"  # mask_head: "a separate mask head" | residual over the logits
     edge_loss_reduction: str = "mean"  # mean | sum (eq. 24's sum over an RoI's pixels)
     refine_loss_weight: float = 1.0
     shape_prior: str = "off"
