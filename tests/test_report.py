@@ -1,10 +1,10 @@
-"""The ablation report: `dvc exp show --json` parsing (a real capture and a real run), row naming,
-the transcribed Table 1, and a report that shows what was run and nothing else."""
+"""The ablation study and its report: run records, the plan, the claims' verdicts, a report rebuilt
+byte for byte from a runs file alone, the transcribed Table 1, and a real tiny study that resumes."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,63 +14,162 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from daisnet.pipeline.cli import app
 from daisnet.errors import InputError
-from daisnet.pipeline.experiments import Run, parse_exp_show, pick_rows, read_exp_show, row_label, run_exp_show
-from daisnet.pipeline.report import build_rows, load_paper_table, write_report
+from daisnet.pipeline.ablation import ROW_BY_NAME, ROWS
+from daisnet.pipeline.cli import app
+from daisnet.pipeline.report import BTS_CLAIMS, CLAIMS, group, load_paper_table, markdown, verdict, write_report
+from daisnet.pipeline.study import BTS_ROWS, STUDY_ROWS, RunSpec, params_for, plan, read_runs
 
-SAMPLE = Path(__file__).parent / "data" / "dvc_exp_show_sample.json"  # captured from DVC 3.67.1
 PAPER_TEXT = Path("/work/shared/paper/DAISnet.txt")
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_parse_a_real_capture() -> None:
-    runs = parse_exp_show(read_exp_show(SAMPLE))
-    summary = [(r.name, r.workspace, r.weights, r.label, r.metrics["amodal"]["AP"]) for r in runs]
-    assert summary == [
-        ("workspace", True, "random", "R", 25.0),
-        ("master", False, "random", "R", 12.0),
-        ("in-rd", False, "imagenet", "R+D", 25.0),
-        ("ro", False, "random", "R+O", 15.0),
-        ("rd", False, "random", "R+D", 17.0),
-    ]
-    assert all(r.parent == runs[1].rev for r in runs[2:])  # experiments hang off their commit
+def record(row: str, seed: int, ap: float, depth: str = "ground_truth", visible: float | None = None) -> dict:
+    """A run record as `daisnet ablation` writes it (metrics trimmed to what the report reads)."""
+    visible = ap - 5 if visible is None else visible
+    return {"row": row, "weights": "random", "depth_source": depth, "profile": "ablation", "seed": seed,
+            "overrides": {"model.inputs": "[rgb]"}, "iterations": 1000, "train_seconds": 330.0 + seed,
+            "eval_seconds": 40.0, "commit": "0123456789abcdef", "data": {"data/prepared/val.zarr": "abc"},
+            "metrics": {"amodal": {"AP": ap, "AP50": ap + 20, "AP75": ap - 2},
+                        "visible": {"AP": visible},
+                        "occlusion": {"amodal": {"none": {"AP": ap + 10}, "partial": {"AP": ap},
+                                                 "heavy": {"AP": ap - 10}}}}}
 
 
-@pytest.mark.parametrize("params, label", [
-    ({"model": {"inputs": ["rgb"]}}, "R"),
-    ({"model": {"inputs": ["depth"]}}, "D"),
-    ({"model": {"inputs": ["rgb", "depth"]}, "features": {"regional": {"step": 3.0, "offsets": 1}}}, "R+D1"),
-    ({"model": {"inputs": ["rgb", "depth"]}, "features": {"regional": {"step": 1.0, "offsets": 4}}}, "R+DS1"),
-    ({"model": {"inputs": ["rgb", "depth"]}, "features": {"regional": {"step": 2.0, "offsets": 4}}}, "R+D[Ds=2,Dm=4]"),
-    ({"model": {"inputs": ["rgb", "depth_raw"]}}, "R+DN"),
-    ({"model": {"inputs": ["normal", "rgb"]}, "features": {"normals": {"kernel": 21}}}, "R+NM"),
-    ({"model": {"inputs": ["rgb"], "occlusion_edge": "mask_head"}}, "R+O"),
-    ({"model": {"inputs": ["rgb"], "occlusion_edge": "fcn"}}, "R+O[fcn]"),
-    ({"model": {"inputs": ["rgb"], "shape_prior": "on"}, "shape_prior": {"depth": "visible"}}, "R+SV"),
-    ({"model": {"inputs": ["rgb", "depth", "normal"], "occlusion_edge": "mask_head", "shape_prior": "on"}}, "R+D+N+O+S"),
-])
-def test_row_label(params: dict, label: str) -> None:
-    assert row_label(params) == label
+FIXTURE = [record("R", 0, 17.0), record("R", 1, 18.0), record("R+D", 0, 21.0), record("R+D", 1, 22.5),
+           record("D", 0, 18.5), record("D", 1, 16.0), record("R+O", 0, 15.0), record("R+O", 1, 16.0),
+           record("R+D", 0, 19.5, "bts"), record("R+D", 1, 20.0, "bts")]
 
 
-def _set(params: dict, dotted: str, value: str) -> None:
-    *path, last = dotted.split(".")
-    for key in path:
-        params = params.setdefault(key, {})
-    params[last] = yaml.safe_load(value)
+def test_verdicts_follow_the_written_rule():
+    stats = group(FIXTURE)
+    get = lambda row, depth="ground_truth": stats.get(("random", depth, row))  # noqa: E731
+    assert verdict(get("R+D"), get("R"), +1) == "holds"          # 21.0-22.5 vs 17.0-18.0, up as the paper
+    assert verdict(get("R+O"), get("R"), +1) == "reversed"       # 15.0-16.0 vs 17.0-18.0, down
+    assert verdict(get("D"), get("R"), -1) == "within noise"     # 16.0-18.5 overlaps 17.0-18.0
+    assert verdict(get("R+D"), get("R"), 0) == "differs"         # a clear difference the paper lacks
+    assert verdict(get("R+N"), get("R"), +1) == "not run"
 
 
-def test_every_ablation_row_is_recognised_by_its_params() -> None:
-    """The rows `daisnet ablation` queues (daisnet/pipeline/ablation.py) come back under their names."""
-    from daisnet.pipeline.ablation import ROWS
+def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tmp_path):
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text("".join(json.dumps(r) + "\n" for r in reversed(FIXTURE)))
+    first, second = tmp_path / "a" / "ablation.md", tmp_path / "b" / "ablation.md"
+    for out in (first, second):
+        write_report(read_runs(runs), out, out.with_suffix(".png"), "runs.jsonl")
+    assert first.read_bytes() == second.read_bytes()
+    assert first.with_suffix(".png").read_bytes() == second.with_suffix(".png").read_bytes()
+    Image.open(first.with_suffix(".png")).verify()
+    text = first.read_text()
+    for claim in (*CLAIMS, *BTS_CLAIMS):
+        line = next(line for line in text.splitlines() if line.startswith(f"| {claim.text}"))
+        assert line.count("**") == 2, line
+    assert "| regional depth helps RGB: R+D > R | +3.32 (R+D 16.52 vs R 13.20, random) | +4.2 ± 0.9 (2 vs 2)" in text
+    assert "**holds**" in text and "**reversed**" in text and "**within noise**" in text and "**not run**" in text
+    assert "Verdict rule:" in text
+    # BTS claims use R's ground-truth runs as the baseline (R reads no depth).
+    assert "| R+D > R with BTS depth | +3.32 (R+D 16.52 vs R 13.20, random) | +2.2 ± 0.6 (2 vs 2)" in text
+    # Every run is listed, in a fixed order whatever the file's.
+    assert text.count("| 0123456789ab |") == len(FIXTURE)
 
-    aliases = {"R+S1": "R+DS1"}  # ablation.py's name for the step-1 row; the paper's text says R+DS1
+
+def test_read_runs_names_a_bad_line(tmp_path):
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text(json.dumps(record("R", 0, 17.0)) + "\n{not json\n")
+    with pytest.raises(InputError, match="line 2 is not a run record"):
+        read_runs(runs)
+    assert read_runs(tmp_path / "absent.jsonl") == []
+
+
+def test_the_plan_covers_the_study_and_refuses_what_it_cannot_run():
+    specs = plan(STUDY_ROWS, [0, 1], ["ground_truth"], "ablation") + plan(BTS_ROWS, [0, 1], ["bts"], "ablation")
+    assert len(specs) == 2 * (len(STUDY_ROWS) + len(BTS_ROWS)) and len({s.key for s in specs}) == len(specs)
+    claimed = {c.row for c in (*CLAIMS, *BTS_CLAIMS)} | {c.against for c in (*CLAIMS, *BTS_CLAIMS)}
+    assert claimed <= set(STUDY_ROWS)
+    with pytest.raises(InputError, match="unknown rows"):
+        plan(["R+X"], [0], ["ground_truth"], "ablation")
+    with pytest.raises(InputError, match="changes the data"):
+        plan(["R"], [0], ["ground_truth"], "gpu")
+    with pytest.raises(InputError, match="unknown depth sources"):
+        plan(["R"], [0], ["lidar"], "ablation")
+
+
+def test_a_run_gets_params_yaml_with_profile_row_seed_and_depth_source():
+    spec = RunSpec("R+DS1", seed=3, depth_source="bts")
+    params = params_for(spec, REPO / "params.yaml")
+    assert params["model"]["inputs"] == ["rgb", "depth"] and params["features"]["regional"]["step"] == 1.0
+    assert params["seed"] == 3 and params["depth"]["source"] == "bts"
+    assert params["train"]["iterations"] == 1000
+    assert spec.overrides()["features.regional.step"] == "1.0"
+
+
+def test_cli_ablation_dry_run_and_report_refusals(tmp_path):
+    runner = CliRunner()
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text(json.dumps(record("R", 0, 17.0)) + "\n")
+    result = runner.invoke(app, ["ablation", "--rows", "R,R+D", "--seeds", "0", "--runs-file", str(runs), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "done: ablation-random-R-seed0" in result.output and "to run: ablation-random-R_D-seed0" in result.output
+    result = runner.invoke(app, ["ablation", "--rows", "R+Q", "--dry-run"])
+    assert result.exit_code != 0 and "unknown rows" in result.output
+    result = runner.invoke(app, ["report", "--runs-file", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "r.md")])
+    assert result.exit_code != 0 and "no runs recorded yet" in result.output
+
+
+@pytest.mark.slow
+def test_a_tiny_study_runs_the_real_stages_and_continues_where_it_stopped(tiny_features, tmp_path):
+    """Real `daisnet train`/`evaluate` (and `features` for R+DS1) on a tiny pipeline laid out as the
+    repo's data/; stopped after its first run, the study's rerun skips it and does the rest."""
+    root = tmp_path / "repo"
+    for name, key in (("prepared", ""), ("depth", "depth_"), ("features", "features_")):
+        for split in ("train", "val"):
+            (root / "data" / name).mkdir(parents=True, exist_ok=True)
+            os.symlink(tiny_features[f"{key}{split}"], root / "data" / name / f"{split}.zarr")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"].update({"min_size": 64, "max_size": 128, "mask_head_width": 16, "representation_size": 32})
+    params["train"].update({"checkpoint_every": 1})
+    params["evaluate"]["samples"] = 0
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "daisnet.pipeline.cli", "ablation", "--rows", "R,R+DS1", "--seeds", "0",
+               "--profile", "smoke"]
+    subprocess.run(command[:-1] + ["smoke", "--rows", "R"], cwd=root, env=env, check=True, capture_output=True)
+    first = read_runs(root / "reports" / "ablation" / "runs.jsonl")
+    assert [r["row"] for r in first] == ["R"]
+    out = subprocess.run(command, cwd=root, env=env, check=True, capture_output=True, text=True).stdout
+    assert "1 of 2 runs already in" in out
+    records = read_runs(root / "reports" / "ablation" / "runs.jsonl")
+    assert [r["row"] for r in records] == ["R", "R+DS1"] and records[0] == first[0]
+    ds1 = records[1]
+    assert ds1["overrides"]["features.regional.step"] == "1.0" and ds1["iterations"] == 30
+    assert ds1["features"]["stores"][0].startswith("data/cache/study/features-ground_truth-")
+    assert set(ds1["metrics"]) >= {"amodal", "visible", "per_class", "occlusion"}
+    assert "data/features/train.zarr" not in ds1["data"] and "data/prepared/train.zarr" in ds1["data"]
+    # The ImageNet half: the one command, with a weights file where params.yaml says (made here).
+    import torchvision
+
+    (root / "data" / "weights").mkdir()
+    torch_save(torchvision.models.resnet18().state_dict(), root / "data" / "weights" / "resnet18-imagenet.pth")
+    subprocess.run(command[:4] + ["--rows", "R", "--seeds", "0", "--profile", "smoke", "--weights", "imagenet"],
+                   cwd=root, env=env, check=True, capture_output=True)
+    imagenet = read_runs(root / "reports" / "ablation" / "runs.jsonl")[-1]
+    assert (imagenet["row"], imagenet["weights"]) == ("R", "imagenet")
+    assert imagenet["overrides"]["model.weights"] == "imagenet"
+
+
+def torch_save(state: dict, path: Path) -> None:
+    import torch
+
+    torch.save(state, path)
+
+
+def test_every_ablation_row_overrides_valid_params():
     for row in ROWS:
-        params = yaml.safe_load((REPO / "params.yaml").read_text())
-        for key, value in row.overrides.items():
-            _set(params, key, value)
-        assert row_label(params) == aliases.get(row.name, row.name), row
+        params = params_for(RunSpec(row.name, 0), REPO / "params.yaml")
+        from daisnet.params import validate
+
+        validate(params, f"row {row.name}")
+    assert ROW_BY_NAME["R+DN+N"].overrides["model.inputs"] == "[rgb,depth_raw,normal]"
 
 
 def test_paper_table_is_transcribed_verbatim_and_matches_the_text() -> None:
@@ -96,91 +195,6 @@ def test_paper_table_is_transcribed_verbatim_and_matches_the_text() -> None:
               ((I, "R+D+N"), (I, "R+D"), 1), ((I, "R+D+N"), (I, "R+N"), -5), ((I, "R+D+O"), (I, "R+O"), -10)]
     for a, b, stated in claims:
         assert change(a, b) == pytest.approx(stated, abs=1.5), (a, b)
-
-
-def _runs() -> list[Run]:
-    return parse_exp_show(read_exp_show(SAMPLE))
-
-
-def test_report_shows_what_was_run_and_nothing_else(tmp_path: Path) -> None:
-    out, chart = tmp_path / "ablation.md", tmp_path / "ablation.png"
-    rows = write_report(_runs(), out, chart)
-    text = out.read_text(encoding="utf-8")
-    by_key = {(r.weights, r.label): r for r in rows}
-    assert by_key[("random", "R")].run.name == "master"  # the workspace is not used by default
-    assert by_key[("random", "R+D")].our_delta == pytest.approx((17 / 12 - 1) * 100)
-    assert by_key[("random", "R+D")].paper_delta == pytest.approx((16.52 / 13.20 - 1) * 100)
-    assert by_key[("imagenet", "R+D")].our_delta == 0.0  # the ImageNet baseline itself
-    ran = {k for k, r in by_key.items() if r.run is not None}
-    assert ran == {("random", "R"), ("random", "R+D"), ("random", "R+O"), ("imagenet", "R+D")}
-    lines = text.splitlines()
-    ours = [line for line in lines if "| ours" in line]
-    assert len(ours) == 21 and sum("not run" in line for line in ours) == 17
-    assert "| ours: `rd` | 17.00 | 34.00 | – |" in text and "+41.7%" in text
-    assert "| random | ✓ | ✓ |  |  |  | paper | 16.52 | 31.49 |" in text
-    assert "23.57[^1]" in text  # a suspect number of the paper is flagged, not corrected
-    image = Image.open(chart)
-    assert image.size[0] > 600 and image.size[1] > 21 * 20
-    # With the workspace: its (newest) results give the random R row.
-    rows = build_rows(_runs(), load_paper_table(), include_workspace=True)
-    assert next(r for r in rows if (r.weights, r.label) == ("random", "R")).run.name == "workspace"
-
-
-def test_newest_run_wins_and_failed_runs_are_skipped() -> None:
-    def run(name: str, timestamp: str, error: str | None = None) -> Run:
-        return Run(name, name, timestamp, {"model": {"inputs": ["rgb"]}}, {"amodal": {"AP": 1.0}}, error)
-
-    chosen = pick_rows([run("old", "2026-01-01T00:00:00"), run("new", "2026-02-01T00:00:00"),
-                        run("broken", "2026-03-01T00:00:00", error="stage failed")])
-    assert chosen[("random", "R")].name == "new"
-    # A run of a row the paper does not have is reported as ours only.
-    extra = Run("x", "x", "2026-01-01", {"model": {"inputs": ["rgb"], "weights": "imagenet"}}, {"amodal": {"AP": 2.0}})
-    rows = build_rows([extra], load_paper_table())
-    row = next(r for r in rows if r.run is not None)
-    assert (row.weights, row.label, row.paper) == ("imagenet", "R", None)
-
-
-def test_cli_report_and_bad_input(tmp_path: Path) -> None:
-    runner = CliRunner()
-    result = runner.invoke(app, ["report", "--exp-json", str(SAMPLE), "--out", str(tmp_path / "r.md"),
-                                 "--chart", str(tmp_path / "r.png")])
-    assert result.exit_code == 0, result.output
-    assert "4 of 21 rows run (5 runs considered)" in result.output
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"not": "a list"}))
-    result = runner.invoke(app, ["report", "--exp-json", str(bad), "--out", str(tmp_path / "r2.md")])
-    assert result.exit_code == 2 and "expected a JSON list" in result.output
-    assert not (tmp_path / "r2.md").exists()
-    with pytest.raises(InputError, match="an entry without `rev`"):
-        parse_exp_show([{"name": "x"}])
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
-
-
-@pytest.mark.slow  # ~3 s of git and dvc start-up (more on a busy machine); `make test-all`
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_real_dvc_exp_show_in_a_fresh_repo(tmp_path: Path) -> None:
-    """`dvc exp show --json` really run on a committed evaluation: its shape is the one we parse."""
-    repo = tmp_path / "repo"
-    (repo / "reports" / "eval").mkdir(parents=True)
-    _git(repo, "init", "-q")
-    _git(repo, "config", "user.email", "test@example.com")
-    _git(repo, "config", "user.name", "test")
-    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], cwd=repo, check=True)
-    (repo / "params.yaml").write_text("model:\n  inputs: [rgb, normal]\n  weights: imagenet\n")
-    (repo / "dvc.yaml").write_text("stages:\n  evaluate:\n    cmd: 'true'\n    params: [model]\n"
-                                   "    metrics:\n      - reports/eval/metrics.json:\n          cache: false\n")
-    (repo / "reports" / "eval" / "metrics.json").write_text(json.dumps({"amodal": {"AP": 21.5, "AP50": 40.0}}))
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-qm", "evaluated")
-    runs = parse_exp_show(run_exp_show(repo))
-    committed = [r for r in runs if not r.workspace]
-    assert [(r.weights, r.label, r.metrics["amodal"]["AP"]) for r in committed] == [("imagenet", "R+N", 21.5)]
-    with pytest.raises(InputError, match="dvc exp show --json` failed"):
-        run_exp_show(tmp_path)  # not a DVC repository
 
 
 def test_every_profile_override_names_a_real_param_and_gives_valid_configs() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import typer
 
-from daisnet.errors import exit_on_input_error
+from daisnet.errors import InputError, exit_on_input_error
 from stages.codebook import codebook
 from stages.depth import depth
 from stages.evaluate import evaluate
@@ -123,18 +123,36 @@ def predict_cmd(
 
 @app.command("ablation")
 def ablation_cmd(
-    rows: str = typer.Option("R,R+D,R+N,R+O", help="Comma-separated Table 1 rows (see docs/ablation.md)."),
-    weights: str = typer.Option("random", help="random | imagenet"),
-    profile: str = typer.Option("small", help="smoke | small | default | gpu | paper (docs/profiles.md)."),
-    dry_run: bool = typer.Option(False, help="Print the dvc commands without running them."),
-    jobs: int = typer.Option(1, min=1, help="Experiments run at once."),
+    rows: str = typer.Option(",".join(("R", "R+D")), help="Comma-separated Table 1 rows, or `study` for every "
+                             "row of the study (docs/ablation.md)."),
+    seeds: str = typer.Option("0,1", help="Comma-separated training seeds."),
+    depth: str = typer.Option("ground_truth", help="Depth sources, comma-separated: ground_truth, bts; "
+                              "`study` adds the BTS rows of the study."),
+    profile: str = typer.Option("ablation", help="ablation | smoke | small | default (docs/profiles.md)."),
+    weights: str = typer.Option("random", help="random | imagenet (needs data/weights/, docs/ablation.md)."),
+    runs_file: Path = typer.Option(Path("reports/ablation/runs.jsonl"), help="Results file: one JSON line per "
+                                   "finished run, appended; runs already in it are skipped."),
+    dry_run: bool = typer.Option(False, help="List the runs still to do, run nothing."),
 ) -> None:
-    """Queue Table 1 rows as DVC experiments and run them (`dvc exp show` / `daisnet report` after)."""
-    from daisnet.pipeline.ablation import run
+    """Run Table 1's rows x seeds with the pipeline's stages; each finished run appends its record."""
+    from daisnet.pipeline.study import BTS_ROWS, STUDY_ROWS, Study, plan, read_runs, record_key
 
     with user_errors():
-        for line in run([r.strip() for r in rows.split(",") if r.strip()], weights, profile, not dry_run, jobs):
-            typer.echo(line)
+        names = list(STUDY_ROWS) if rows.strip() == "study" else [r.strip() for r in rows.split(",") if r.strip()]
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        specs = []
+        for source in [d.strip() for d in depth.split(",") if d.strip()]:
+            if source == "study":
+                specs += plan(names, seed_list, ["ground_truth"], profile, weights)
+                specs += plan([r for r in BTS_ROWS if r in names], seed_list, ["bts"], profile, weights)
+            else:
+                specs += plan(names, seed_list, [source], profile, weights)
+        if dry_run:
+            done = {record_key(r) for r in read_runs(runs_file)}
+            for spec in specs:
+                typer.echo(f"{'done' if spec.key in done else 'to run'}: {spec.name}")
+            return
+        Study(runs_file, echo=typer.echo).run(specs)
 
 
 @app.command("score")
@@ -172,22 +190,21 @@ def bounds_cmd(
 
 @app.command("report")
 def report_cmd(
+    runs_file: Path = typer.Option(Path("reports/ablation/runs.jsonl"), help="The study's results file."),
     out: Path = typer.Option(Path("reports/ablation.md"), help="Markdown report to write."),
-    chart: Path = typer.Option(Path("reports/ablation.png"), help="Bar chart PNG (paper vs ours)."),
-    exp_json: Path = typer.Option(None, help="Saved `dvc exp show --json` output (default: run it here)."),
-    metrics_file: str = typer.Option(None, help="Metrics file of the evaluate stage (default: found by content)."),
-    include_workspace: bool = typer.Option(False, help="Also use the uncommitted workspace's results."),
+    chart: Path = typer.Option(Path("reports/ablation.png"), help="Chart (PNG) to write."),
 ) -> None:
-    """Our experiments next to the paper's Table 1 (rows not run are listed as such), and a bar chart."""
-    from daisnet.pipeline.experiments import parse_exp_show, read_exp_show, run_exp_show
+    """The ablation report from the study's results file alone: rows, the paper's claims, a chart."""
     from daisnet.pipeline.report import write_report
+    from daisnet.pipeline.study import read_runs
 
     with user_errors():
-        payload = read_exp_show(exp_json) if exp_json else run_exp_show(".")
-        runs = parse_exp_show(payload, metrics_file, source=exp_json or "dvc exp show --json")
-        rows = write_report(runs, out, chart, include_workspace)
-        ran = sum(row.run is not None for row in rows)
-        typer.echo(f"{out}: {ran} of {len(rows)} rows run ({len(runs)} runs considered); chart {chart}")
+        records = read_runs(runs_file)
+        if not records:
+            raise InputError("no runs recorded yet: run `daisnet ablation` first", path=runs_file)
+        write_report(records, out, chart, str(runs_file))
+        typer.echo(f"{out}: {len(records)} runs; chart {chart}")
+
 
 def main() -> None:
     app()

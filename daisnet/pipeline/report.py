@@ -1,30 +1,30 @@
-"""The ablation report: our DVC experiments next to the paper's Table 1, as markdown and a bar chart.
+"""The ablation report, rebuilt from reports/ablation/runs.jsonl alone: rows, claims and a chart.
 
-For every row the paper identifies (paper_table1.json), the report prints the paper's numbers and
-ours (the newest experiment whose params give that row, experiments.py), or "not run" when no
-experiment gives it: nothing is ever filled in. Each row also gets its relative change in AP
-against the baseline of its weight setting (R for random weights; R+D for ImageNet, because the
-paper prints no ImageNet R row and calls R+D its ImageNet baseline), computed within each source:
-paper rows against the paper's baseline, our rows against our baseline run.
+Nothing else is read but the paper's Table 1 (paper_table1.json), so the report is the same bytes
+on any machine that has the committed runs file. Per row (weights, depth source): the mean amodal AP
+over the training seeds, their sample standard deviation and range, the change against the row's
+baseline with the standard error of that difference, and the paper's AP beside it. Then the claims
+of the paper (§5) that this setting can test, each with the paper's effect, ours and a verdict.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
 
-from daisnet.pipeline.experiments import Run, pick_rows
 from daisnet.evaluate.metrics import OCCLUSION_BUCKETS
 
 PAPER_TABLE = Path(__file__).with_name("paper_table1.json")
-COLUMNS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
-WEIGHTS = ("random", "imagenet", "checkpoint")
-NOT_RUN = "not run"
+DEFAULT_ROW = "R+DN+N"  # the pipeline's default inputs (params.yaml model.inputs)
+BASELINE = "R"
 
 
 def load_paper_table(path: Path = PAPER_TABLE) -> dict[str, Any]:
@@ -49,210 +49,299 @@ def component_marks(label: str) -> dict[str, str]:
     return marks
 
 
-def relative(value: float | None, baseline: float | None) -> float | None:
-    """Relative change in %, None when either side is missing."""
-    if value is None or baseline is None or baseline == 0:
-        return None
-    return (value / baseline - 1.0) * 100.0
+@dataclass(frozen=True)
+class Claim:
+    """`row` against `against`: the paper says `row` is better (`expect` +1), worse (-1) or either (0)."""
+
+    text: str
+    row: str
+    against: str
+    expect: int
+    paper_weights: str = "random"  # the Table 1 block the paper's effect is read from
+    note: str = ""
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("regional depth helps RGB: R+D > R", "R+D", "R", +1),
+    Claim("log depth instead of regional maps: R+DN vs R+D", "R+DN", "R+D", 0),
+    Claim("depth alone is worse than RGB: D < R", "D", "R", -1),
+    Claim("normals alone vs RGB: N vs R", "N", "R", -1, note="N is a placed row (docs/fidelity.md, row 27)"),
+    Claim("depth and normals without RGB vs RGB: D+N vs R", "D+N", "R", -1, note="D+N is a placed row"),
+    Claim("normals beat regional depth: R+N > R+D", "R+N", "R+D", +1, "imagenet",
+          "the paper has R+N only with ImageNet weights"),
+    Claim("a 21-px normal kernel is worse: R+NM < R+N", "R+NM", "R+N", -1, "imagenet"),
+    Claim("a 71-px normal kernel is worse: R+NL < R+N", "R+NL", "R+N", -1, "imagenet"),
+    Claim("normals on top of regional depth: R+D+N vs R+D", "R+D+N", "R+D", 0),
+    Claim("occlusion edges give the largest gain: R+O > R", "R+O", "R", +1),
+    Claim("occlusion edges on top of depth: R+D+O vs R+D", "R+D+O", "R+D", +1),
+    Claim("the 3D shape prior helps: R+S > R", "R+S", "R", +1, "imagenet",
+          "the paper's ImageNet block has no R row: its effect is R+S against R+D"),
+    Claim("visible-only depth in the shape code is worse: R+SV < R+S", "R+SV", "R+S", -1, "imagenet"),
+    Claim("one regional map instead of four: R+D1 vs R+D", "R+D1", "R+D", -1, "imagenet"),
+    Claim("a 1 m regional step instead of 3 m: R+DS1 vs R+D", "R+DS1", "R+D", -1, "imagenet"),
+)
+# With BTS-predicted depth: how much of each gain survives a depth network's errors.
+BTS_CLAIMS: tuple[Claim, ...] = (
+    Claim("R+D > R with BTS depth", "R+D", "R", +1),
+    Claim("R+N > R with BTS depth", "R+N", "R", +1, "imagenet",
+          "the paper has R+N only with ImageNet weights, and no ImageNet R: its effect is R+N vs R+D"),
+    Claim("R+O > R with BTS depth", "R+O", "R", +1),
+    Claim(f"the default {DEFAULT_ROW} > R with BTS depth", DEFAULT_ROW, "R", +1,
+          note="the paper has no DN+N row"),
+)
+# Claims against R whose row the paper ran with ImageNet weights only: its ImageNet baseline is R+D.
+PAPER_FALLBACK = {("R+S", "R", "imagenet"): ("R+S", "R+D"), ("R+N", "R", "imagenet"): ("R+N", "R+D")}
+
+VERDICT_RULE = (
+    "Verdict rule: the paper's direction is the sign of its effect when that is at least 0.5 AP (else "
+    "the paper claims no clear difference). Our two rows' seed ranges (min-max of amodal AP over their "
+    "training seeds) are compared: if they overlap, the difference is **within noise**; if not, the "
+    "claim **holds** when our difference has the paper's direction and is **reversed** when it has the "
+    "other; a clear difference where the paper has none **differs**. A row without runs: **not run**. "
+    "± is the standard error of the difference of the means, sqrt(s_a²/n_a + s_b²/n_b), with s the "
+    "sample standard deviation over seeds.")
 
 
 @dataclass
-class Row:
-    """One line of the comparison: a (weights, label) row with the paper's and our numbers."""
-
+class RowStats:
+    row: str
+    depth_source: str
     weights: str
-    label: str
-    paper: Mapping[str, Any] | None  # the paper's row (values, suspect notes), None if not in the paper
-    run: Run | None  # our run, None if not run
-    paper_delta: float | None = None
-    our_delta: float | None = None
+    aps: list[float]
+    records: list[Mapping[str, Any]]
 
-    def ours(self, column: str) -> float | None:
-        if self.run is None or self.run.metrics is None:
-            return None
-        value = (self.run.metrics.get("amodal") or {}).get(column)
-        return float(value) if isinstance(value, (int, float)) else None
+    @property
+    def n(self) -> int:
+        return len(self.aps)
 
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.aps)
 
-def build_rows(runs: list[Run], paper: Mapping[str, Any], include_workspace: bool = False) -> list[Row]:
-    """Paper rows in the paper's order (with ours or not run), then our rows the paper does not have."""
-    chosen = pick_rows(runs, include_workspace)
-    identified = [r for r in paper["rows"] if r.get("label")]
-    rows = [Row(r["weights"], r["label"], r, chosen.get((r["weights"], r["label"]))) for r in identified]
-    known = {(r.weights, r.label) for r in rows}
-    extra = sorted((key for key in chosen if key not in known), key=lambda k: (WEIGHTS.index(k[0]), k[1]))
-    rows += [Row(w, label, None, chosen[(w, label)]) for w, label in extra]
-    rows.sort(key=lambda r: WEIGHTS.index(r.weights))  # stable: the paper's order within a weight setting
-    for row in rows:
-        base = paper["baselines"].get(row.weights, "R")
-        base_paper = next((r for r in identified if (r["weights"], r["label"]) == (row.weights, base)), None)
-        base_run = chosen.get((row.weights, base))
-        if row.paper is not None and base_paper is not None:
-            row.paper_delta = relative(row.paper["AP"], base_paper["AP"])
-        if row.run is not None and base_run is not None:
-            row.our_delta = relative(row.ours("AP"), Row(row.weights, base, None, base_run).ours("AP"))
-    return rows
+    @property
+    def sd(self) -> float:
+        return statistics.stdev(self.aps) if self.n > 1 else 0.0
+
+    def metric(self, *path: str) -> float | None:
+        values = []
+        for record in self.records:
+            node: Any = record["metrics"]
+            for key in path:
+                node = node.get(key) if isinstance(node, Mapping) else None
+            if isinstance(node, (int, float)):
+                values.append(float(node))
+        return statistics.fmean(values) if values else None
 
 
-def _number(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"
+def group(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], RowStats]:
+    """Records by (weights, depth source, row), seeds in order."""
+    grouped: dict[tuple[str, str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r["weights"], r["depth_source"], r["row"], r["seed"])):
+        grouped[(record["weights"], record["depth_source"], record["row"])].append(record)
+    return {key: RowStats(key[2], key[1], key[0], [float(r["metrics"]["amodal"]["AP"]) for r in rs], rs)
+            for key, rs in grouped.items()}
 
 
-def _delta(row: Row, value: float | None, is_baseline: bool, has_baseline: bool) -> str:
-    if is_baseline:
-        return "baseline"
-    if value is None:
-        return "baseline not run" if not has_baseline else "–"
-    return f"{value:+.1f}%"
+def difference(a: RowStats, b: RowStats) -> tuple[float, float]:
+    """(mean a - mean b, standard error of that difference)."""
+    return a.mean - b.mean, math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n)
 
 
-def markdown(rows: list[Row], runs: list[Run], paper: Mapping[str, Any], include_workspace: bool = False) -> str:
-    """The report: the Table 1 comparison, unidentified paper rows, definitions, and every run considered."""
-    chosen = pick_rows(runs, include_workspace)
-    header = ["Weights", "R", "D", "N", "O", "S", "Source", *COLUMNS, "ΔAP vs baseline"]
+def verdict(a: RowStats | None, b: RowStats | None, expect: int) -> str:
+    """`expect`: the sign the paper's effect claims (+1, -1; 0 when it claims no clear difference)."""
+    if a is None or b is None:
+        return "not run"
+    if min(a.aps) <= max(b.aps) and min(b.aps) <= max(a.aps):
+        return "within noise"
+    if expect == 0:
+        return "differs"
+    return "holds" if (a.mean > b.mean) == (expect > 0) else "reversed"
+
+
+def expected_sign(claim: Claim, effect: float | None) -> int:
+    """The paper's direction: the sign of its effect when that is at least 0.5 AP, else none (0);
+    the claim's own when the paper has no number for it."""
+    if effect is None:
+        return claim.expect
+    return (1 if effect > 0 else -1) if abs(effect) >= 0.5 else 0
+
+
+def paper_ap(paper: Mapping[str, Any], weights: str, label: str) -> float | None:
+    for row in paper["rows"]:
+        if row.get("label") == label and row["weights"] == weights:
+            return float(row["AP"])
+    return None
+
+
+def paper_effect(paper: Mapping[str, Any], claim: Claim) -> tuple[float | None, str]:
+    row, against = PAPER_FALLBACK.get((claim.row, claim.against, claim.paper_weights), (claim.row, claim.against))
+    a, b = paper_ap(paper, claim.paper_weights, row), paper_ap(paper, claim.paper_weights, against)
+    if a is None or b is None:
+        return None, "–"
+    return a - b, f"{a - b:+.2f} ({row} {a:.2f} vs {against} {b:.2f}, {claim.paper_weights})"
+
+
+def _cell(value: float | None, digits: int = 1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _seeds(stats: RowStats) -> str:
+    return ", ".join(str(r["seed"]) for r in stats.records)
+
+
+def claims_table(claims: Sequence[Claim], stats: Mapping[tuple[str, str, str], RowStats], depth_source: str,
+                 paper: Mapping[str, Any]) -> list[str]:
+    lines = ["| claim | paper's effect (AP) | ours: difference ± s.e. (n seeds) | our means | verdict |",
+             "|---|---|---|---|---|"]
+    for claim in claims:
+        a = stats.get(("random", depth_source, claim.row))
+        b = stats.get(("random", depth_source, claim.against))
+        effect, effect_text = paper_effect(paper, claim)
+        if a is not None and b is not None:
+            diff, se = difference(a, b)
+            ours = f"{diff:+.1f} ± {se:.1f} ({a.n} vs {b.n})"
+            means = f"{claim.row} {a.mean:.1f} vs {claim.against} {b.mean:.1f}"
+        else:
+            ours, means = "–", "not run: " + ", ".join(r for r, s in ((claim.row, a), (claim.against, b)) if s is None)
+        note = f" ({claim.note})" if claim.note else ""
+        lines.append(f"| {claim.text}{note} | {effect_text} | {ours} | {means} | "
+                     f"**{verdict(a, b, expected_sign(claim, effect))}** |")
+    return lines
+
+
+def rows_table(stats: Mapping[tuple[str, str, str], RowStats], depth_source: str, paper: Mapping[str, Any],
+               order: Sequence[str]) -> list[str]:
+    header = ["row", "R", "D", "N", "O", "S", "seeds", "amodal AP: mean", "sd", "min-max", "ΔAP vs R ± s.e.",
+              "paper AP (random)", "paper Δ vs R", "AP50", "AP75", "visible AP"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    base = stats.get(("random", depth_source, BASELINE)) or stats.get(("random", "ground_truth", BASELINE))
+    paper_base = paper_ap(paper, "random", BASELINE)
+    for name in order:
+        row = stats.get(("random", depth_source, name))
+        if row is None:
+            continue
+        marks = component_marks(name if name != DEFAULT_ROW else "R+DN+N")
+        delta = "baseline" if name == BASELINE else (
+            "–" if base is None else "{:+.1f} ± {:.1f}".format(*difference(row, base)))
+        p = paper_ap(paper, "random", name)
+        p_delta = "–" if p is None or paper_base is None else ("baseline" if name == BASELINE else f"{p - paper_base:+.2f}")
+        cells = [name, *(marks[c] for c in "RDNOS"), _seeds(row), f"{row.mean:.2f}", f"{row.sd:.2f}",
+                 f"{min(row.aps):.1f}-{max(row.aps):.1f}", delta, _cell(p, 2), p_delta,
+                 _cell(row.metric("amodal", "AP50")), _cell(row.metric("amodal", "AP75")),
+                 _cell(row.metric("visible", "AP"))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def row_order(stats: Mapping[tuple[str, str, str], RowStats]) -> list[str]:
+    from daisnet.pipeline.ablation import ROWS
+
+    known = [r.name for r in ROWS]
+    names = {key[2] for key in stats}
+    return [n for n in known if n in names] + sorted(names - set(known))
+
+
+def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], runs_file: str, chart: str | None) -> str:
+    stats = group(records)
+    order = row_order(stats)
+    profiles = sorted({r["profile"] for r in records})
+    commits = sorted({r["commit"] for r in records})
+    iterations = sorted({int(r["iterations"]) for r in records})
     lines = [
-        "# Ablation: our runs against the paper's Table 1",
+        "# Ablation study: the paper's Table 1 claims, measured",
         "",
-        "Amodal mask metrics (x100). **Paper**: DAISnet Table 1, transcribed as printed "
-        "(daisnet/pipeline/paper_table1.json); " + paper["protocol"] + ".",
-        "**Ours**: `amodal.*` of each experiment's `data/results/eval/metrics.json` (pycocotools COCOeval segm; "
-        "APs/APm/APl are COCO area buckets on the amodal mask area: <= 32², 32²-96², >= 96² px, "
-        "not VRSP-Net/AISFormer occlusion buckets; docs/metrics.md). Our dataset, resolution and schedule are "
-        "those of each run's params, not the paper's: compare the relative changes.",
-        "ΔAP vs baseline: relative change in AP against the baseline row of the same weights, within each source: "
-        + "; ".join(f"{w}: {b}" for w, b in paper["baselines"].items()) + ". " + paper["baseline_note"] + ".",
+        f"Generated by `daisnet report` from `{runs_file}` alone ({len(records)} runs; profile "
+        f"{', '.join(profiles) or '–'}; {', '.join(map(str, iterations)) or '–'} iterations; code "
+        f"{', '.join(c[:12] for c in commits) or '–'}). Amodal mask AP x100 on the synthetic val split "
+        "(pycocotools segm; docs/metrics.md), random initial weights. The paper's numbers are its Table 1 "
+        "(daisnet/pipeline/paper_table1.json), on its own data and schedule: compare effects, not levels.",
         "",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
+        "## Claims (ground-truth depth)",
+        "",
+        *claims_table(CLAIMS, stats, "ground_truth", paper),
+        "",
+        VERDICT_RULE,
+        "",
+        "## Claims with BTS-predicted depth (`depth.source: bts`)",
+        "",
+        "R uses no depth: its runs with ground-truth depth are its baseline here too.",
+        "",
+        *claims_table(BTS_CLAIMS, _with_shared_baseline(stats), "bts", paper),
+        "",
+        "## Rows, ground-truth depth",
+        "",
+        *rows_table(stats, "ground_truth", paper, order),
+        "",
     ]
-    footnotes: list[str] = []
-    for row in rows:
-        marks = component_marks(row.label)
-        base = paper["baselines"].get(row.weights, "R")
-        is_base = row.label == base
-        first = [row.weights, *(marks[c] for c in "RDNOS")]
-        if row.paper is not None:
-            cells = []
-            for column in COLUMNS:
-                text = f"{row.paper[column]:.2f}"
-                if column in row.paper.get("suspect", {}):
-                    footnotes.append(f"{row.weights} {row.label} {column} = {text}: {row.paper['suspect'][column]}")
-                    text += f"[^{len(footnotes)}]"
-                cells.append(text)
-            lines.append("| " + " | ".join([*first, "paper", *cells, _delta(row, row.paper_delta, is_base, True)]) + " |")
-        else:
-            lines.append("| " + " | ".join([*first, "paper", "not in the paper", *[""] * (len(COLUMNS) - 1), ""]) + " |")
-        blank = [""] * 6 if row.paper is not None else first
-        if row.run is None:
-            lines.append("| " + " | ".join([*blank, "ours", NOT_RUN, *[""] * (len(COLUMNS) - 1), ""]) + " |")
-        else:
-            source = f"ours: `{row.run.name}`"
-            has_base = (row.weights, base) in chosen
-            cells = [_number(row.ours(c)) for c in COLUMNS]
-            lines.append("| " + " | ".join([*blank, source, *cells, _delta(row, row.our_delta, is_base, has_base)]) + " |")
-    lines.append("")
-    lines += [f"[^{n}]: {text}" for n, text in enumerate(footnotes, 1)]
-    lines += ["", "## Paper rows whose components are lost", "",
-              "The text of the paper lost the column of each check mark; these rows are not named in its prose "
-              "either, so they are never matched to a run.", "",
-              "| Weights | marks as printed | AP | AP50 | AP75 |", "|---|---|---|---|---|"]
-    for r in paper["rows"]:
-        if not r.get("label"):
-            lines.append(f"| {r['weights']} | {r['printed_marks']} | {r['AP']:.2f} | {r['AP50']:.2f} | {r['AP75']:.2f} |")
-    lines += ["", "## Our AP by occlusion level", "",
-              "Occlusion = 1 - visible / amodal area of the ground-truth instance; "
-              + ", ".join(f"{n} [{lo:g}, {hi:g}{']' if n == 'heavy' else ')'}" for n, (lo, hi) in OCCLUSION_BUCKETS.items())
-              + " (definitions in docs/metrics.md).", "",
-              "| Weights | Row | Run | " + " | ".join(f"AP {n}" for n in OCCLUSION_BUCKETS) + " |",
-              "|---|---|---|" + "---|" * len(OCCLUSION_BUCKETS)]
-    if not any(row.run is not None for row in rows):
-        lines.append("| – | – | no run yet | " + " | ".join("–" for _ in OCCLUSION_BUCKETS) + " |")
-    for row in rows:
-        if row.run is not None:
-            occlusion = ((row.run.metrics or {}).get("occlusion") or {}).get("amodal") or {}
-            values = [_number((occlusion.get(n) or {}).get("AP")) for n in OCCLUSION_BUCKETS]
-            lines.append(f"| {row.weights} | {row.label} | `{row.run.name}` | " + " | ".join(values) + " |")
-    lines += ["", "## Runs considered", "",
-              "Every run of `dvc exp show`; when several give the same row, the newest is used.", "",
-              "| Run | Rev | Weights | Row | AP | Dataset | Used |", "|---|---|---|---|---|---|---|"]
-    used = {id(run) for run in chosen.values()}
-    for run in runs:
-        if run.workspace and not include_workspace:
-            status = "workspace (not used: --include-workspace)"
-        elif run.error:
-            status = f"failed: {run.error}"
-        elif run.metrics is None:
-            status = "no metrics"
-        else:
-            status = "yes" if id(run) in used else "superseded by a newer run"
-        ap = Row(run.weights, run.label, None, run).ours("AP")
-        dataset = (run.params.get("data") or {}).get("dataset", "–") if isinstance(run.params.get("data"), dict) else "–"
-        rev = "–" if run.workspace else run.rev[:7]
-        lines.append(f"| `{run.name}` | {rev} | {run.weights} | {run.label} | {_number(ap)} | {dataset} | {status} |")
+    if any(key[1] == "bts" for key in stats):
+        lines += ["## Rows, BTS-predicted depth", "", *rows_table(stats, "bts", paper, order), ""]
+    lines += ["## Amodal AP by occlusion level (means over seeds)", "",
+              "| row | depth | " + " | ".join(OCCLUSION_BUCKETS) + " |", "|---|---|" + "---|" * len(OCCLUSION_BUCKETS)]
+    for (weights, depth, name), row in sorted(stats.items(), key=lambda kv: (kv[0][1], order.index(kv[0][2]))):
+        values = [_cell(row.metric("occlusion", "amodal", bucket, "AP")) for bucket in OCCLUSION_BUCKETS]
+        lines.append(f"| {name} | {depth} | " + " | ".join(values) + " |")
+    lines += ["", "## Every run", "",
+              "| row | depth | seed | amodal AP | visible AP | iterations | training s | commit |",
+              "|---|---|---|---|---|---|---|---|"]
+    for record in sorted(records, key=lambda r: (r["depth_source"], order.index(r["row"]), r["seed"])):
+        lines.append(f"| {record['row']} | {record['depth_source']} | {record['seed']} | "
+                     f"{record['metrics']['amodal']['AP']:.2f} | {record['metrics']['visible']['AP']:.2f} | "
+                     f"{record['iterations']} | {record['train_seconds']:.0f} | {record['commit'][:12]} |")
+    if chart:
+        lines += ["", f"![amodal AP per row, mean and range over seeds, paper beside]({chart})"]
     return "\n".join(lines) + "\n"
 
 
-# -- bar chart (Pillow: matplotlib is not a dependency) ------------------------------------------
-
-PAPER_COLOUR, OURS_COLOUR = (150, 150, 150), (31, 119, 180)
-BAR, GAP, LABEL_W, PANEL_W, MARGIN = 9, 8, 130, 300, 24
-
-
-def _panel(draw: ImageDraw.ImageDraw, x0: int, y0: int, title: str, rows: list[Row],
-           values: list[tuple[float | None, float | None]], lo: float, hi: float) -> None:
-    """Horizontal bars (paper, ours) per row, axis from lo to hi, zero line, value labels."""
-    scale = (PANEL_W - 40) / (hi - lo)
-
-    def x(v: float) -> int:
-        return int(x0 + (v - lo) * scale)
-
-    draw.text((x0, y0 - 18), title, fill=(0, 0, 0))
-    height = len(rows) * (2 * BAR + GAP)
-    draw.line([(x(0), y0 - 4), (x(0), y0 + height)], fill=(0, 0, 0))
-    for k, (paper, ours) in enumerate(values):
-        y = y0 + k * (2 * BAR + GAP)
-        for j, (value, colour) in enumerate(((paper, PAPER_COLOUR), (ours, OURS_COLOUR))):
-            top = y + j * BAR
-            if value is None:
-                draw.text((x(0) + 3, top - 1), NOT_RUN if j else "–", fill=colour)
-                continue
-            a, b = sorted((x(0), x(value)))
-            draw.rectangle([a, top, max(a + 1, b), top + BAR - 2], fill=colour)
-            draw.text((max(a, b) + 3 if value >= 0 else a - 34, top - 1), f"{value:.1f}", fill=(60, 60, 60))
+def _with_shared_baseline(stats: Mapping[tuple[str, str, str], RowStats]) -> dict[tuple[str, str, str], RowStats]:
+    shared = dict(stats)
+    if ("random", "bts", BASELINE) not in shared and ("random", "ground_truth", BASELINE) in shared:
+        shared[("random", "bts", BASELINE)] = stats[("random", "ground_truth", BASELINE)]
+    return shared
 
 
-def draw_chart(rows: list[Row], path: Path) -> None:
-    """AP and ΔAP vs baseline of every row: paper (grey) and ours (blue); 'not run' where we have none."""
-    aps = [((r.paper or {}).get("AP"), r.ours("AP")) for r in rows]
-    deltas = [(r.paper_delta, r.our_delta) for r in rows]
-    ap_hi = max([v for pair in aps for v in pair if v is not None] + [1.0]) * 1.15
-    d_values = [v for pair in deltas for v in pair if v is not None] + [0.0]
-    d_lo, d_hi = min(d_values) * 1.3 - 5, max(d_values) * 1.3 + 5
-    height = MARGIN * 2 + 30 + len(rows) * (2 * BAR + GAP)
-    image = Image.new("RGB", (LABEL_W + 2 * PANEL_W + 3 * MARGIN, height), (255, 255, 255))
+# -- chart (Pillow: the same bytes everywhere) -----------------------------------------------------
+
+OURS, RANGE, PAPER = (31, 119, 180), (20, 60, 100), (160, 160, 160)
+
+
+def draw_chart(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], path: Path) -> None:
+    """Per row and depth source: our mean AP (bar) with the seeds' range (whisker), the paper's AP (grey)."""
+    stats = group(records)
+    order = row_order(stats)
+    keys = sorted(stats, key=lambda k: (k[1], order.index(k[2])))
+    top = max([max(stats[k].aps) for k in keys] + [p["AP"] for p in paper["rows"]] + [1.0]) * 1.1
+    label_w, width, bar, gap, margin = 150, 420, 8, 6, 20
+    height = margin * 2 + 24 + len(keys) * (2 * bar + gap)
+    image = Image.new("RGB", (label_w + width + 2 * margin, height), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    top = MARGIN + 30
-    for k, row in enumerate(rows):
-        draw.text((MARGIN, top + k * (2 * BAR + GAP) + 3), f"{row.weights[:8]} {row.label}", fill=(0, 0, 0))
-    _panel(draw, MARGIN + LABEL_W, top, "amodal AP", rows, aps, 0.0, ap_hi)
-    _panel(draw, 2 * MARGIN + LABEL_W + PANEL_W, top, "AP change vs baseline (%)", rows, deltas, d_lo, d_hi)
-    draw.rectangle([MARGIN, 6, MARGIN + 10, 16], fill=PAPER_COLOUR)
-    draw.text((MARGIN + 14, 6), "paper (Table 1)", fill=(0, 0, 0))
-    draw.rectangle([MARGIN + 130, 6, MARGIN + 140, 16], fill=OURS_COLOUR)
-    draw.text((MARGIN + 144, 6), "ours", fill=(0, 0, 0))
+
+    def x(value: float) -> int:
+        return int(margin + label_w + value / top * (width - 40))
+
+    draw.rectangle([margin, 6, margin + 10, 16], fill=OURS)
+    draw.text((margin + 14, 6), "ours: mean, seeds' range", fill=(0, 0, 0))
+    draw.rectangle([margin + 190, 6, margin + 200, 16], fill=PAPER)
+    draw.text((margin + 204, 6), "paper (random weights where it has the row)", fill=(0, 0, 0))
+    for k, key in enumerate(keys):
+        row = stats[key]
+        y = margin + 24 + k * (2 * bar + gap)
+        label = row.row + (" (BTS)" if row.depth_source == "bts" else "")
+        draw.text((margin, y + 2), label, fill=(0, 0, 0))
+        draw.rectangle([x(0), y, x(row.mean), y + bar - 1], fill=OURS)
+        draw.line([(x(min(row.aps)), y + bar // 2), (x(max(row.aps)), y + bar // 2)], fill=RANGE, width=2)
+        draw.text((x(max(row.aps)) + 4, y - 2), f"{row.mean:.1f}", fill=(60, 60, 60))
+        p = paper_ap(paper, "random", row.row) or paper_ap(paper, "imagenet", row.row)
+        if p is not None:
+            draw.rectangle([x(0), y + bar, x(p), y + 2 * bar - 2], fill=PAPER)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    image.save(path, format="PNG")
 
 
-def write_report(runs: list[Run], out: Path, chart: Path | None = None, include_workspace: bool = False,
-                 paper: Mapping[str, Any] | None = None) -> list[Row]:
-    """Write the markdown report (and the chart); return the rows for a summary."""
+def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | None, runs_file: str,
+                 paper: Mapping[str, Any] | None = None) -> None:
     paper = paper or load_paper_table()
-    rows = build_rows(runs, paper, include_workspace)
-    text = markdown(rows, runs, paper, include_workspace)
     if chart is not None:
-        draw_chart(rows, chart)
-        text += f"\n![AP and relative change, paper vs ours]({Path(chart).name if chart.parent == out.parent else chart})\n"
+        draw_chart(records, paper, chart)
+    link = None if chart is None else (chart.name if chart.parent == out.parent else str(chart))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    return rows
+    out.write_text(markdown(records, paper, runs_file, link), encoding="utf-8")

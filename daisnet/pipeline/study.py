@@ -1,0 +1,271 @@
+"""The ablation study: Table 1's rows x training seeds, each run recorded in reports/ablation/runs.jsonl.
+
+Each run is the pipeline's own stages on the pipeline's data: the row's params (params.yaml, the
+profile's overrides, the row's, the seed and the depth source) go to a params file, and `daisnet
+train` and `daisnet evaluate` run with it on `dvc repro`'s stores. A row that changes what the
+features stage computes (the regional step or offsets, the normal kernel) or where depth comes from
+(`depth.source: bts`) gets its own depth and features stores, computed once by `daisnet depth` and
+`daisnet features` and shared by every run that needs the same ones.
+
+Every finished run appends one JSON line: row, weights, depth source, profile, seed, the exact
+overrides, the evaluate stage's whole metrics.json (Table 1 columns, per class, per occlusion
+level), iterations, seconds, the code's git commit and the dvc.lock hashes of the data it used. A
+study that stops (a crash, the end of a session) continues where it stopped: runs already in the
+file are skipped, and an interrupted training resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from daisnet.errors import InputError
+from daisnet.pipeline.ablation import PROFILES, ROW_BY_NAME, ROWS
+
+RUNS_FILE = Path("reports/ablation/runs.jsonl")
+# The rows of the study (issue "The ablation study"): every claim's rows, then the main rows with
+# BTS-predicted depth (R uses no depth: its ground-truth runs serve both).
+STUDY_ROWS = ("R", "R+D", "R+DN", "D", "N", "D+N", "R+N", "R+NM", "R+NL", "R+D+N", "R+O", "R+D+O", "R+S", "R+SV",
+              "R+D1", "R+DS1", "R+DN+N")
+BTS_ROWS = ("R+D", "R+N", "R+O", "R+DN+N")
+WORK = Path("data/cache/study")
+DEPTH_SOURCES = ("ground_truth", "bts")
+# The pipeline's outputs a run reads, by their dvc.lock paths.
+PIPELINE = {"prepared_train": "data/prepared/train.zarr", "prepared_val": "data/prepared/val.zarr",
+            "depth_train": "data/depth/train.zarr", "depth_val": "data/depth/val.zarr",
+            "features_train": "data/features/train.zarr", "features_val": "data/features/val.zarr",
+            "bts": "data/models/bts.pt", "shape_ae": "data/models/shape_ae.pt", "codebook": "data/models/codebook.npz"}
+# The params that decide a features store (besides the depth it is computed from).
+FEATURE_KEYS = ("features.regional", "features.normals", "features.precision")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of the study: a Table 1 row with a weight setting, a depth source, a profile, a seed."""
+
+    row: str
+    seed: int
+    depth_source: str = "ground_truth"
+    weights: str = "random"
+    profile: str = "ablation"
+
+    @property
+    def key(self) -> tuple[str, str, str, str, int]:
+        return (self.row, self.weights, self.depth_source, self.profile, self.seed)
+
+    @property
+    def name(self) -> str:
+        depth = "" if self.depth_source == "ground_truth" else f"-{self.depth_source}"
+        return f"{self.profile}-{self.weights}-{self.row.replace('+', '_')}{depth}-seed{self.seed}"
+
+    def overrides(self) -> dict[str, str]:
+        """The dotted params this run changes, as `dvc exp run -S` would take them."""
+        row = ROW_BY_NAME[self.row]
+        return {"model.weights": self.weights, **PROFILES[self.profile], **row.overrides,
+                "depth.source": self.depth_source, "seed": str(self.seed)}
+
+
+def _needs_shape_prior(spec: RunSpec) -> bool:
+    return spec.overrides().get("model.shape_prior") == "on"
+
+
+def record_key(record: Mapping[str, Any]) -> tuple[str, str, str, str, int]:
+    return (record["row"], record["weights"], record["depth_source"], record["profile"], int(record["seed"]))
+
+
+def read_runs(path: Path = RUNS_FILE) -> list[dict[str, Any]]:
+    """The records of a runs file (none if it does not exist); a bad line is named, not skipped."""
+    if not path.exists():
+        return []
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            record_key(record)
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"line {number} is not a run record ({exc})", path=path) from None
+        records.append(record)
+    return records
+
+
+def plan(rows: Iterable[str], seeds: Iterable[int], depth_sources: Iterable[str], profile: str,
+         weights: str = "random") -> list[RunSpec]:
+    """Every (row, depth source, seed) to run, rows first, checked against the known rows and profiles."""
+    rows, seeds, depth_sources = list(rows), list(seeds), list(depth_sources)
+    unknown = [r for r in rows if r not in ROW_BY_NAME]
+    if unknown:
+        raise InputError(f"unknown rows {unknown}: choose from {[r.name for r in ROWS]}")
+    if profile not in PROFILES:
+        raise InputError(f"unknown profile {profile!r}: choose from {sorted(PROFILES)}")
+    bad = [d for d in depth_sources if d not in DEPTH_SOURCES]
+    if bad:
+        raise InputError(f"unknown depth sources {bad}: choose from {list(DEPTH_SOURCES)}")
+    data_keys = sorted(k for k in PROFILES[profile] if k.split(".")[0] in ("data", "synth", "rasterize"))
+    if data_keys:
+        raise InputError(f"profile {profile!r} changes the data ({', '.join(data_keys)}): the study runs on the "
+                         "pipeline's stores; run it with `dvc exp run -S ...` (docs/profiles.md)")
+    if weights not in ("random", "imagenet"):  # imagenet: the train stage names the weights file it needs
+        raise InputError(f"weights must be random or imagenet, not {weights!r}")
+    return [RunSpec(row, seed, depth, weights, profile) for depth in depth_sources for seed in seeds for row in rows]
+
+
+def params_for(spec: RunSpec, base: Path = Path("params.yaml")) -> dict[str, Any]:
+    """params.yaml with the run's overrides applied (values parsed as YAML, as `dvc exp run -S` does)."""
+    params = yaml.safe_load(base.read_text(encoding="utf-8"))
+    for dotted, text in spec.overrides().items():
+        node = params
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[last] = yaml.safe_load(text)
+    return params
+
+
+def _dotted(params: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = params
+    for key in dotted.split("."):
+        node = node[key]
+    return node
+
+
+def feature_fingerprint(params: Mapping[str, Any]) -> str:
+    values = {key: _dotted(params, key) for key in FEATURE_KEYS}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def lock_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
+    """md5 of every stage output in dvc.lock, by path."""
+    data = yaml.safe_load(lock.read_text(encoding="utf-8"))
+    hashes = {}
+    for stage in data.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            hashes[out["path"]] = out.get("md5", "")
+    return hashes
+
+
+def git_commit() -> str:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return commit + ("+dirty" if dirty else "")
+
+
+class Study:
+    """Runs specs one after another; `daisnet` commands are run as subprocesses of this Python."""
+
+    def __init__(self, runs_file: Path = RUNS_FILE, work: Path = WORK, echo=print) -> None:
+        self.runs_file, self.work, self.echo = runs_file, work, echo
+
+    def daisnet(self, *args: str) -> None:
+        subprocess.run([sys.executable, "-m", "daisnet.pipeline.cli", *args], check=True)
+
+    def check_pipeline(self, specs: list[RunSpec]) -> dict[str, str]:
+        """The dvc.lock hashes of the pipeline outputs these runs read; refused when one is missing."""
+        needed = [k for k in PIPELINE if k.startswith(("prepared", "depth", "features"))]
+        if any(s.depth_source == "bts" for s in specs):
+            needed.append("bts")
+        if any(_needs_shape_prior(s) for s in specs):
+            needed += ["shape_ae", "codebook"]
+        missing = [PIPELINE[k] for k in needed if not Path(PIPELINE[k]).exists()]
+        if missing:
+            raise InputError(f"the pipeline's outputs are missing ({', '.join(missing)}): run `make repro` first")
+        hashes = lock_hashes() if Path("dvc.lock").exists() else {}
+        return {PIPELINE[k]: hashes.get(PIPELINE[k], "") for k in needed}
+
+    def params_file(self, spec: RunSpec, folder: Path) -> tuple[Path, dict[str, Any]]:
+        params = params_for(spec)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "params.yaml"
+        path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        return path, params
+
+    def depth_stores(self, spec: RunSpec, params_path: Path) -> dict[str, Path]:
+        if spec.depth_source == "ground_truth":
+            return {s: Path(PIPELINE[f"depth_{s}"]) for s in ("train", "val")}
+        stores = {s: self.work / "depth-bts" / f"{s}.zarr" for s in ("train", "val")}
+        for split, store in stores.items():
+            if not (store / "zarr.json").exists():  # stores are moved in complete: this means done
+                self.echo(f"study: BTS depth of the {split} split -> {store}")
+                self.daisnet("depth", PIPELINE[f"prepared_{split}"], str(store), "--params", str(params_path))
+        return stores
+
+    def feature_stores(self, params: Mapping[str, Any], params_path: Path, depth: dict[str, Path],
+                       spec: RunSpec) -> dict[str, Path]:
+        pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+        if spec.depth_source == "ground_truth" and feature_fingerprint(params) == feature_fingerprint(pipeline):
+            return {s: Path(PIPELINE[f"features_{s}"]) for s in ("train", "val")}
+        folder = self.work / f"features-{spec.depth_source}-{feature_fingerprint(params)}"
+        stores = {s: folder / f"{s}.zarr" for s in ("train", "val")}
+        if not all((s / "zarr.json").exists() for s in stores.values()):
+            self.echo(f"study: features for {spec.row} -> {folder}")
+            self.daisnet("features", str(depth["train"]), str(depth["val"]), "--out-dir", str(folder),
+                         "--params", str(params_path))
+        return stores
+
+    def run_one(self, spec: RunSpec, data: dict[str, str]) -> dict[str, Any]:
+        folder = self.work / "runs" / spec.name
+        params_path, params = self.params_file(spec, folder)
+        depth = self.depth_stores(spec, params_path)
+        features = self.feature_stores(params, params_path, depth, spec)
+        model = folder / "model.pt"
+        start = time.perf_counter()
+        if not model.exists():
+            prior = ["--shape-ae", PIPELINE["shape_ae"], "--codebook", PIPELINE["codebook"]] if _needs_shape_prior(spec) else []
+            self.daisnet("train", PIPELINE["prepared_train"], str(model), "--features", str(features["train"]),
+                         "--depth", str(depth["train"]), "--work-dir", str(folder / "work"), *prior,
+                         "--summary", str(folder / "train.json"), "--params", str(params_path))
+        train_seconds = time.perf_counter() - start
+        summary = json.loads((folder / "train.json").read_text()) if (folder / "train.json").exists() else {}
+        start = time.perf_counter()
+        self.daisnet("evaluate", str(model), PIPELINE["prepared_val"], "--features", str(features["val"]),
+                     "--depth", str(depth["val"]), "--out", str(folder / "eval"), "--params", str(params_path))
+        eval_seconds = time.perf_counter() - start
+        metrics = json.loads((folder / "eval" / "metrics.json").read_text())
+        # The pipeline outputs this run read (its own depth or features stores derive from them).
+        used_keys = ["prepared_train", "prepared_val"]
+        used_keys += ["bts"] if spec.depth_source == "bts" else ["depth_train", "depth_val"]
+        if features["train"] == Path(PIPELINE["features_train"]):
+            used_keys += ["features_train", "features_val"]
+        if _needs_shape_prior(spec):
+            used_keys += ["shape_ae", "codebook"]
+        used = {PIPELINE[k]: data.get(PIPELINE[k], "") for k in used_keys}
+        return {
+            "row": spec.row, "weights": spec.weights, "depth_source": spec.depth_source, "profile": spec.profile,
+            "seed": spec.seed, "overrides": spec.overrides(), "metrics": metrics,
+            "iterations": summary.get("iterations", params["train"]["iterations"]),
+            "train_seconds": round(float(summary.get("train_seconds", train_seconds)), 1),
+            "eval_seconds": round(eval_seconds, 1), "commit": git_commit(), "data": used,
+            "features": {"fingerprint": feature_fingerprint(params), "stores": [str(features["train"]), str(features["val"])]},
+        }
+
+    def run(self, specs: list[RunSpec]) -> list[dict[str, Any]]:
+        """Run every spec not yet in the runs file, appending each record as it finishes."""
+        done = {record_key(r) for r in read_runs(self.runs_file)}
+        todo = [s for s in specs if s.key not in done]
+        self.echo(f"study: {len(specs) - len(todo)} of {len(specs)} runs already in {self.runs_file}; "
+                  f"{len(todo)} to run")
+        if not todo:
+            return []
+        data = self.check_pipeline(todo)
+        finished = []
+        for number, spec in enumerate(todo, start=1):
+            self.echo(f"study: run {number}/{len(todo)}: {spec.row} ({spec.depth_source}, seed {spec.seed})")
+            record = self.run_one(spec, data)
+            self.runs_file.parent.mkdir(parents=True, exist_ok=True)
+            with self.runs_file.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+            finished.append(record)
+            self.echo(f"study: {spec.row} seed {spec.seed}: amodal AP {record['metrics']['amodal']['AP']:.2f} "
+                      f"({record['train_seconds']:.0f} s training)")
+        return finished
