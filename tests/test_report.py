@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROW_BY_NAME, ROWS
 from daisnet.pipeline.cli import app
-from daisnet.pipeline.report import BTS_CLAIMS, CLAIMS, group, load_paper_table, markdown, verdict, write_report
+from daisnet.pipeline.report import BTS_CLAIMS, CLAIMS, group, load_paper_table, verdict, write_report
 from daisnet.pipeline.study import BTS_ROWS, STUDY_ROWS, RunSpec, params_for, plan, read_runs
 
 PAPER_TEXT = Path("/work/shared/paper/DAISnet.txt")
