@@ -42,3 +42,27 @@ def test_training_line_has_losses_lr_rate_and_eta() -> None:
     line = progress_line(110, 1000, 100, 8.0, 2, {"loss": 1.5, "lr": 5e-4, "grad_norm": 3.0, "loss_mask": 0.25})
     assert line == ("train: iteration 110/1000  loss 1.5000  loss_mask 0.2500  lr 5.00e-04  0.800 s/it  "
                     "2.50 images/s  ETA 11m52s")
+
+
+def test_the_train_command_prints_its_lines_into_a_pipe(tiny_pipeline, tmp_path) -> None:
+    """`daisnet train` with stdout a pipe (as under DVC or CI): a line per `log_every` iterations."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    repo = Path(__file__).resolve().parents[1]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["model"].update({"inputs": ["rgb"], "min_size": 64, "max_size": 128, "mask_head_width": 16,
+                            "representation_size": 32})
+    params["train"].update({"iterations": 4, "log_every": 2, "checkpoint_every": 4})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "daisnet.pipeline.cli", "train", str(tiny_pipeline["train"]),
+                             str(tmp_path / "model.pt"), "--work-dir", str(tmp_path / "work"),
+                             "--params", str(tmp_path / "params.yaml")],
+                            cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("train: iteration")]
+    assert [re.match(r"train: iteration (\d+)/4", line).group(1) for line in lines] == ["2", "4"]
+    assert all(re.search(r"loss [\d.]+ .* lr [\d.e+-]+ +[\d.]+ s/it +[\d.]+ images/s +ETA \S+", line) for line in lines)
