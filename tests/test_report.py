@@ -49,6 +49,9 @@ def test_verdicts_follow_the_written_rule():
     assert verdict(get("D"), get("R"), -1) == "within noise"     # 16.0-18.5 overlaps 17.0-18.0
     assert verdict(get("R+D"), get("R"), 0) == "differs"         # a clear difference the paper lacks
     assert verdict(get("R+N"), get("R"), +1) == "not run"
+    one_seed = group([record("R", 0, 17.0), record("R+D", 0, 25.0)])
+    assert verdict(one_seed[("random", "ground_truth", "R+D")], one_seed[("random", "ground_truth", "R")], +1) \
+        == "too few seeds"
 
 
 def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tmp_path):

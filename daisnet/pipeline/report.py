@@ -97,7 +97,8 @@ VERDICT_RULE = (
     "the paper claims no clear difference). Our two rows' seed ranges (min-max of amodal AP over their "
     "training seeds) are compared: if they overlap, the difference is **within noise**; if not, the "
     "claim **holds** when our difference has the paper's direction and is **reversed** when it has the "
-    "other; a clear difference where the paper has none **differs**. A row without runs: **not run**. "
+    "other; a clear difference where the paper has none **differs**. A row without runs: **not run**; "
+    "a row with one seed: **too few seeds** (no spread to judge by). "
     "± is the standard error of the difference of the means, sqrt(s_a²/n_a + s_b²/n_b), with s the "
     "sample standard deviation over seeds.")
 
@@ -142,6 +143,12 @@ def group(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], Ro
             for key, rs in grouped.items()}
 
 
+def _with_spread(a: RowStats, b: RowStats) -> str:
+    """The difference of the means, ± its standard error when both rows have 2 seeds or more."""
+    diff, se = difference(a, b)
+    return f"{diff:+.1f} ± {se:.1f}" if min(a.n, b.n) > 1 else f"{diff:+.1f} (one seed: no spread)"
+
+
 def difference(a: RowStats, b: RowStats) -> tuple[float, float]:
     """(mean a - mean b, standard error of that difference)."""
     return a.mean - b.mean, math.sqrt(a.sd ** 2 / a.n + b.sd ** 2 / b.n)
@@ -151,6 +158,8 @@ def verdict(a: RowStats | None, b: RowStats | None, expect: int) -> str:
     """`expect`: the sign the paper's effect claims (+1, -1; 0 when it claims no clear difference)."""
     if a is None or b is None:
         return "not run"
+    if min(a.n, b.n) < 2:
+        return "too few seeds"
     if min(a.aps) <= max(b.aps) and min(b.aps) <= max(a.aps):
         return "within noise"
     if expect == 0:
@@ -198,8 +207,7 @@ def claims_table(claims: Sequence[Claim], stats: Mapping[tuple[str, str, str], R
         b = stats.get(("random", depth_source, claim.against))
         effect, effect_text = paper_effect(paper, claim)
         if a is not None and b is not None:
-            diff, se = difference(a, b)
-            ours = f"{diff:+.1f} ± {se:.1f} ({a.n} vs {b.n})"
+            ours = f"{_with_spread(a, b)} ({a.n} vs {b.n})"
             means = f"{claim.row} {a.mean:.1f} vs {claim.against} {b.mean:.1f}"
         else:
             ours, means = "–", "not run: " + ", ".join(r for r, s in ((claim.row, a), (claim.against, b)) if s is None)
@@ -212,25 +220,37 @@ def claims_table(claims: Sequence[Claim], stats: Mapping[tuple[str, str, str], R
 def rows_table(stats: Mapping[tuple[str, str, str], RowStats], depth_source: str, paper: Mapping[str, Any],
                order: Sequence[str]) -> list[str]:
     header = ["row", "R", "D", "N", "O", "S", "seeds", "amodal AP: mean", "sd", "min-max", "ΔAP vs R ± s.e.",
-              "paper AP (random)", "paper Δ vs R", "AP50", "AP75", "visible AP"]
+              "paper AP", "paper Δ vs its baseline", "AP50", "AP75", "visible AP"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     base = stats.get(("random", depth_source, BASELINE)) or stats.get(("random", "ground_truth", BASELINE))
-    paper_base = paper_ap(paper, "random", BASELINE)
     for name in order:
         row = stats.get(("random", depth_source, name))
         if row is None:
             continue
         marks = component_marks(name if name != DEFAULT_ROW else "R+DN+N")
         delta = "baseline" if name == BASELINE else (
-            "–" if base is None else "{:+.1f} ± {:.1f}".format(*difference(row, base)))
-        p = paper_ap(paper, "random", name)
-        p_delta = "–" if p is None or paper_base is None else ("baseline" if name == BASELINE else f"{p - paper_base:+.2f}")
-        cells = [name, *(marks[c] for c in "RDNOS"), _seeds(row), f"{row.mean:.2f}", f"{row.sd:.2f}",
-                 f"{min(row.aps):.1f}-{max(row.aps):.1f}", delta, _cell(p, 2), p_delta,
+            "–" if base is None else _with_spread(row, base))
+        p_text, p_delta = paper_cells(paper, name)
+        cells = [name, *(marks[c] for c in "RDNOS"), _seeds(row), f"{row.mean:.2f}", f"{row.sd:.2f}" if row.n > 1 else "–",
+                 f"{min(row.aps):.1f}-{max(row.aps):.1f}", delta, p_text, p_delta,
                  _cell(row.metric("amodal", "AP50")), _cell(row.metric("amodal", "AP75")),
                  _cell(row.metric("visible", "AP"))]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def paper_cells(paper: Mapping[str, Any], name: str) -> tuple[str, str]:
+    """The paper's AP of a row and its change against the baseline of its block: R for random
+    weights; R+D for ImageNet (the paper prints no ImageNet R row and calls R+D its baseline)."""
+    for weights in ("random", "imagenet"):
+        value = paper_ap(paper, weights, name)
+        if value is not None:
+            base_name = paper["baselines"][weights]
+            base = paper_ap(paper, weights, base_name)
+            tag = "" if weights == "random" else " (ImageNet)"
+            delta = "baseline" if name == base_name else ("–" if base is None else f"{value - base:+.2f} vs {base_name}")
+            return f"{value:.2f}{tag}", delta
+    return "–", "–"
 
 
 def row_order(stats: Mapping[tuple[str, str, str], RowStats]) -> list[str]:
