@@ -148,13 +148,18 @@ def test_a_tiny_study_runs_the_real_stages_and_continues_where_it_stopped(tiny_f
     assert ds1["features"]["stores"][0].startswith("data/cache/study/features-ground_truth-")
     assert set(ds1["metrics"]) >= {"amodal", "visible", "per_class", "occlusion"}
     assert "data/features/train.zarr" not in ds1["data"] and "data/prepared/train.zarr" in ds1["data"]
+    # A stage that fails (no ImageNet weights yet) stops the study with one line, records nothing.
+    imagenet_command = command[:4] + ["--rows", "R", "--seeds", "0", "--profile", "smoke", "--weights", "imagenet"]
+    failed = subprocess.run(imagenet_command, cwd=root, env=env, capture_output=True, text=True)
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr, failed.stderr
+    assert "a stage of the study failed" in failed.stderr and "continues where it stopped" in failed.stdout
+    assert read_runs(root / "reports" / "ablation" / "runs.jsonl") == records
     # The ImageNet half: the one command, with a weights file where params.yaml says (made here).
     import torchvision
 
     (root / "data" / "weights").mkdir()
     torch_save(torchvision.models.resnet18().state_dict(), root / "data" / "weights" / "resnet18-imagenet.pth")
-    subprocess.run(command[:4] + ["--rows", "R", "--seeds", "0", "--profile", "smoke", "--weights", "imagenet"],
-                   cwd=root, env=env, check=True, capture_output=True)
+    subprocess.run(imagenet_command, cwd=root, env=env, check=True, capture_output=True)
     imagenet = read_runs(root / "reports" / "ablation" / "runs.jsonl")[-1]
     assert (imagenet["row"], imagenet["weights"]) == ("R", "imagenet")
     assert imagenet["overrides"]["model.weights"] == "imagenet"

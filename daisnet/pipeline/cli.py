@@ -9,6 +9,7 @@ bounds, report) work on the pipeline's artifacts and need no params file.
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,7 +153,12 @@ def ablation_cmd(
             for spec in specs:
                 typer.echo(f"{'done' if spec.key in done else 'to run'}: {spec.name}")
             return
-        Study(runs_file, echo=typer.echo).run(specs)
+        try:
+            Study(runs_file, echo=typer.echo).run(specs)
+        except subprocess.CalledProcessError as exc:  # the stage printed its own error line
+            typer.echo(f"error: a stage of the study failed (exit status {exc.returncode}); its error is above",
+                       err=True)
+            raise typer.Exit(exc.returncode or 1) from None
 
 
 @app.command("score")

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from daisnet.errors import InputError
+from daisnet.params import set_dotted
 from daisnet.pipeline.ablation import PROFILES, ROW_BY_NAME, ROWS
 
 RUNS_FILE = Path("reports/ablation/runs.jsonl")
@@ -124,11 +125,7 @@ def params_for(spec: RunSpec, base: Path = Path("params.yaml")) -> dict[str, Any
     """params.yaml with the run's overrides applied (values parsed as YAML, as `dvc exp run -S` does)."""
     params = yaml.safe_load(base.read_text(encoding="utf-8"))
     for dotted, text in spec.overrides().items():
-        node = params
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node[key]
-        node[last] = yaml.safe_load(text)
+        set_dotted(params, dotted, yaml.safe_load(text), base)
     return params
 
 
@@ -261,7 +258,11 @@ class Study:
         finished = []
         for number, spec in enumerate(todo, start=1):
             self.echo(f"study: run {number}/{len(todo)}: {spec.row} ({spec.depth_source}, seed {spec.seed})")
-            record = self.run_one(spec, data)
+            try:
+                record = self.run_one(spec, data)
+            except subprocess.CalledProcessError:
+                self.echo(f"study: run {spec.name} stopped; the same command continues where it stopped")
+                raise
             self.runs_file.parent.mkdir(parents=True, exist_ok=True)
             with self.runs_file.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(record, sort_keys=True) + "\n")
