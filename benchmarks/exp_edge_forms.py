@@ -1,7 +1,7 @@
 """Issue "Paper fidelity", point 3: the edge branch in the paper's reading against today's, on R+O.
 
 R+O (`model.occlusion_edge: mask_head`, the ablation's O) at the default profile, two training seeds,
-with today's forms (RoI depth at full resolution, residual refinement, mean loss) and the paper's
+with the earlier forms, "today" in the results (RoI depth at full resolution, residual refinement, mean loss) and the paper's
 (eq. 23 depth per FPN level, the refinement as a separate mask head, eq. 24's sum weighted back to
 the mean's scale, 1/784); one JSON line per run appended to reports/experiments/edge_forms.jsonl as
 it finishes (a rerun continues where it stopped):
@@ -14,26 +14,23 @@ Needs `make repro` first. Runs in data/cache/experiments/edge_forms/ (not tracke
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from experiment_runs import ROOT, append, finished, train_and_evaluate  # noqa: E402
+
 RESULTS = ROOT / "reports" / "experiments" / "edge_forms.jsonl"
 WORK = ROOT / "data" / "cache" / "experiments" / "edge_forms"
+# Both set in full: the defaults are the paper's forms since this measurement (docs/model.md).
 FORMS = {
-    "today": {},
+    "today": {"edge_depth_pooling": "image", "occlusion_refinement": "residual", "edge_loss_reduction": "mean",
+              "edge_loss_weight": 1.0},
     "paper": {"edge_depth_pooling": "fpn_level", "occlusion_refinement": "mask_head",
               "edge_loss_reduction": "sum", "edge_loss_weight": 1 / 784},
 }
-
-
-def daisnet(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "daisnet.pipeline.cli", *args], cwd=ROOT, check=True)
 
 
 def run(form: str, seed: int) -> dict:
@@ -43,14 +40,7 @@ def run(form: str, seed: int) -> dict:
     params["model"].update({"inputs": ["rgb"], "occlusion_edge": "mask_head", **FORMS[form]})
     out.mkdir(parents=True, exist_ok=True)
     (out / "params.yaml").write_text(yaml.safe_dump(params))
-    common = ["--features", "data/features/train.zarr", "--depth", "data/depth/train.zarr"]
-    start = time.perf_counter()
-    daisnet("train", "data/prepared/train.zarr", str(out / "model.pt"), *common, "--work-dir", str(out / "work"),
-            "--params", str(out / "params.yaml"))
-    seconds = time.perf_counter() - start
-    daisnet("evaluate", str(out / "model.pt"), "data/prepared/val.zarr", "--features", "data/features/val.zarr",
-            "--depth", "data/depth/val.zarr", "--out", str(out / "eval"), "--params", str(out / "params.yaml"))
-    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    metrics, seconds = train_and_evaluate(out, out / "params.yaml")
     return {"row": "R+O", "form": form, "seed": seed, "amodal_AP": metrics["amodal"]["AP"],
             "visible_AP": metrics["visible"]["AP"], "train_seconds": round(seconds, 1)}
 
@@ -59,18 +49,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
-    finished = set()
-    if RESULTS.exists():
-        finished = {(r["form"], r["seed"]) for r in map(json.loads, RESULTS.read_text().splitlines())}
+    done = finished(RESULTS, ("form", "seed"))
     for seed in args.seeds:
         for form in FORMS:
-            if (form, seed) in finished:
-                continue
-            result = run(form, seed)
-            RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            with RESULTS.open("a") as f:
-                f.write(json.dumps(result) + "\n")
-            print(json.dumps(result), flush=True)
+            if (form, seed) not in done:
+                append(RESULTS, run(form, seed))
 
 
 if __name__ == "__main__":

@@ -14,22 +14,17 @@ stores are written to data/cache/experiments/ (not tracked).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from experiment_runs import ROOT, append, daisnet, finished, train_and_evaluate  # noqa: E402
+
 RESULTS = ROOT / "reports" / "experiments" / "regional_normalization.jsonl"
 WORK = ROOT / "data" / "cache" / "experiments" / "regional_normalization"
 INPUTS = {"R+D": ["rgb", "depth"], "R+D+N": ["rgb", "depth", "normal"], "R+DN+N": ["rgb", "depth_raw", "normal"]}
-
-
-def daisnet(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "daisnet.pipeline.cli", *args], cwd=ROOT, check=True)
 
 
 def params_file(path: Path, normalize: bool, inputs: list[str] | None = None, seed: int = 0) -> Path:
@@ -53,24 +48,12 @@ def features_dir(normalize: bool) -> Path:
     return out
 
 
-def done() -> set[tuple[str, bool, int]]:
-    if not RESULTS.exists():
-        return set()
-    return {(r["row"], r["normalize"], r["seed"]) for r in map(json.loads, RESULTS.read_text().splitlines())}
-
-
 def run(row: str, normalize: bool, seed: int) -> dict:
     name = f"{row}_{'normalized' if normalize else 'literal'}_seed{seed}"
     out = WORK / name
     params = params_file(out / "params.yaml", normalize, INPUTS[row], seed)
     features = features_dir(normalize)
-    start = time.perf_counter()
-    daisnet("train", "data/prepared/train.zarr", str(out / "model.pt"), "--features", str(features / "train.zarr"),
-            "--depth", "data/depth/train.zarr", "--work-dir", str(out / "work"), "--params", str(params))
-    seconds = time.perf_counter() - start
-    daisnet("evaluate", str(out / "model.pt"), "data/prepared/val.zarr", "--features", str(features / "val.zarr"),
-            "--depth", "data/depth/val.zarr", "--out", str(out / "eval"), "--params", str(params))
-    metrics = json.loads((out / "eval" / "metrics.json").read_text())
+    metrics, seconds = train_and_evaluate(out, params, features)
     return {"row": row, "normalize": normalize, "seed": seed, "amodal_AP": metrics["amodal"]["AP"],
             "visible_AP": metrics["visible"]["AP"], "amodal_AP50": metrics["amodal"]["AP50"],
             "train_seconds": round(seconds, 1)}
@@ -81,17 +64,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--rows", nargs="+", default=["R+D", "R+D+N"], choices=sorted(INPUTS))
     args = parser.parse_args()
-    finished = done()
+    done = finished(RESULTS, ("row", "normalize", "seed"))
     for seed in args.seeds:
         for row in args.rows:
             for normalize in (True, False):
-                if (row, normalize, seed) in finished:
-                    continue
-                result = run(row, normalize, seed)
-                RESULTS.parent.mkdir(parents=True, exist_ok=True)
-                with RESULTS.open("a") as f:
-                    f.write(json.dumps(result) + "\n")
-                print(json.dumps(result), flush=True)
+                if (row, normalize, seed) not in done:
+                    append(RESULTS, run(row, normalize, seed))
 
 
 if __name__ == "__main__":
