@@ -1,8 +1,8 @@
 """Issue "Paper fidelity", point 3: the edge branch in the paper's reading against today's, on R+O.
 
 R+O (`model.occlusion_edge: mask_head`, the ablation's O) at the default profile, two training seeds,
-with the earlier forms, "today" in the results (RoI depth at full resolution, residual refinement, mean loss) and the paper's
-(eq. 23 depth per FPN level, the refinement as a separate mask head, eq. 24's sum weighted back to
+with the earlier forms ("today" in the results: RoI depth at full resolution, residual refinement,
+mean loss) and the paper's (eq. 23 depth per FPN level, the refinement as a separate mask head, eq. 24's sum weighted back to
 the mean's scale, 1/784); one JSON line per run appended to reports/experiments/edge_forms.jsonl as
 it finishes (a rerun continues where it stopped):
 
