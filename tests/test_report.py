@@ -76,6 +76,19 @@ def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tm
     assert text.count("| 0123456789ab |") == len(FIXTURE)
 
 
+def test_the_committed_report_is_what_daisnet_report_rebuilds_from_the_committed_runs(tmp_path):
+    """The repo's reports/ablation.md and chart come from reports/ablation/runs.jsonl alone: rebuilt in a
+    scratch copy with the command's default paths, they are the same bytes."""
+    committed = REPO / "reports" / "ablation"
+    (tmp_path / "reports" / "ablation").mkdir(parents=True)
+    (tmp_path / "reports" / "ablation" / "runs.jsonl").write_bytes((committed / "runs.jsonl").read_bytes())
+    result = subprocess.run([sys.executable, "-m", "daisnet.pipeline.cli", "report"], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    for name in ("ablation.md", "ablation.png"):
+        assert (tmp_path / "reports" / name).read_bytes() == (REPO / "reports" / name).read_bytes(), name
+
+
 def test_read_runs_names_a_bad_line(tmp_path):
     runs = tmp_path / "runs.jsonl"
     runs.write_text(json.dumps(record("R", 0, 17.0)) + "\n{not json\n")
