@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROW_BY_NAME, ROWS
 from daisnet.pipeline.cli import app
-from daisnet.pipeline.report import BTS_CLAIMS, CLAIMS, group, load_paper_table, verdict, write_report
+from daisnet.pipeline.report import BTS_CLAIMS, CLAIMS, data_state, group, load_paper_table, verdict, write_report
 from daisnet.pipeline.study import BTS_ROWS, STUDY_ROWS, RunSpec, params_for, plan, read_runs
 
 PAPER_TEXT = Path("/work/shared/paper/DAISnet.txt")
@@ -72,6 +72,7 @@ def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tm
     assert "Verdict rule:" in text
     # BTS claims use R's ground-truth runs as the baseline (R reads no depth).
     assert "| R+D > R with BTS depth | +3.32 (R+D 16.52 vs R 13.20, random) | +2.2 ± 0.6 (2 vs 2)" in text
+    assert "Every run read the same data: data/prepared/train.zarr / data/prepared/val.zarr at md5 ? / abc" in text
     # Every run is listed, in a fixed order whatever the file's.
     assert text.count("| 0123456789ab |") == len(FIXTURE)
 
@@ -87,6 +88,14 @@ def test_the_committed_report_is_what_daisnet_report_rebuilds_from_the_committed
     assert result.returncode == 0, result.stderr
     for name in ("ablation.md", "ablation.png"):
         assert (tmp_path / "reports" / name).read_bytes() == (REPO / "reports" / name).read_bytes(), name
+
+
+def test_runs_on_different_data_are_flagged_not_averaged_silently():
+    later = record("R+D", 2, 30.0)
+    later["data"] = {"data/prepared/train.zarr": "fedcba9876", "data/prepared/val.zarr": "0123456789"}
+    lines = data_state([*FIXTURE, later])
+    assert lines[0].startswith("**Warning: the runs read 2 different data states**")
+    assert f"- ? / abc: {len(FIXTURE)} runs" in lines[2] and lines[3] == "- fedcba98 / 01234567: 1 runs (R+D seed 2)"
 
 
 def test_read_runs_names_a_bad_line(tmp_path):
