@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROW_BY_NAME, ROWS
 from daisnet.pipeline.cli import app
-from daisnet.pipeline.report import BTS_CLAIMS, CLAIMS, data_state, group, load_paper_table, verdict, write_report
+from daisnet.pipeline.report import (BTS_CLAIMS, CLAIMS, data_state, group, load_paper_table, owed_commands,
+                                     seeds_owed, verdict, write_report)
 from daisnet.pipeline.study import BTS_ROWS, STUDY_ROWS, RunSpec, params_for, plan, read_runs
 
 PAPER_TEXT = Path("/work/shared/paper/DAISnet.txt")
@@ -96,6 +97,23 @@ def test_runs_on_different_data_are_flagged_not_averaged_silently():
     lines = data_state([*FIXTURE, later])
     assert lines[0].startswith("**Warning: the runs read 2 different data states**")
     assert f"- ? / abc: {len(FIXTURE)} runs" in lines[2] and lines[3] == "- fedcba98 / 01234567: 1 runs (R+D seed 2)"
+
+
+def test_seeds_owed_follow_the_study_rule():
+    owed = seeds_owed(group(FIXTURE))
+    # D's range (16.0-18.5) overlaps R's (17.0-18.0): both rows of that claim owe a third seed.
+    assert owed[("ground_truth", "D")] == 3 and owed[("ground_truth", "R")] == 3
+    # R+D vs R and R+O vs R are separated with 2 seeds: nothing owed; R+D with BTS too (vs R's runs).
+    assert not {("ground_truth", "R+D"), ("ground_truth", "R+O"), ("bts", "R+D")} & set(owed)
+    assert owed[("ground_truth", "R+NL")] == 2 and owed[("bts", "R+DN+N")] == 2 and ("bts", "R") not in owed
+    commands = owed_commands(owed, [r.name for r in ROWS])
+    assert commands[0].startswith("daisnet ablation --rows R+DN,D+N,N,R+N,") and commands[0].endswith("--seeds 0,1")
+    assert commands[1] == "daisnet ablation --rows R,D --depth ground_truth --seeds 0,1,2"
+    assert commands[2] == "daisnet ablation --rows R+N,R+DN+N,R+O --depth bts --seeds 0,1"
+    # A row under 10 AP owes 3 seeds even when separated from R; once it has them, nothing is owed.
+    low = [record("R", 0, 17.0), record("R", 1, 18.0), record("D+N", 0, 8.0), record("D+N", 1, 9.0)]
+    assert seeds_owed(group(low))[("ground_truth", "D+N")] == 3
+    assert ("ground_truth", "D+N") not in seeds_owed(group([*low, record("D+N", 2, 8.5)]))
 
 
 def test_read_runs_names_a_bad_line(tmp_path):

@@ -167,6 +167,45 @@ def verdict(a: RowStats | None, b: RowStats | None, expect: int) -> str:
     return "holds" if (a.mean > b.mean) == (expect > 0) else "reversed"
 
 
+MIN_SEEDS, OVERLAP_SEEDS, LOW_AP = 2, 3, 10.0
+
+
+def seeds_owed(stats: Mapping[tuple[str, str, str], RowStats]) -> dict[tuple[str, str], int]:
+    """How many seeds each claim's row still needs, by the study's rule (issue 23, point 4): every row 2;
+    3 for both rows of a claim whose seed ranges overlap, and for a row under 10 AP, so that "worse than R"
+    rests on 3 seeds. Keys (depth source, row), values the seed count to reach; rows already there are left out."""
+    target: dict[tuple[str, str], int] = {}
+    for claims, depth, table in ((CLAIMS, "ground_truth", stats), (BTS_CLAIMS, "bts", _with_shared_baseline(stats))):
+        for claim in claims:
+            rows = {name: table.get(("random", depth, name)) for name in (claim.row, claim.against)}
+            # R reads no depth: the BTS claims share its ground-truth runs.
+            keys = {name: ("ground_truth" if name == BASELINE else depth, name) for name in rows}
+            need = {name: MIN_SEEDS for name in rows}
+            a, b = rows[claim.row], rows[claim.against]
+            if verdict(a, b, 0) == "within noise":
+                need = {name: OVERLAP_SEEDS for name in rows}
+            for name, row in rows.items():
+                if row is not None and row.n >= MIN_SEEDS and row.mean < LOW_AP:
+                    need[name] = OVERLAP_SEEDS
+            for name, count in need.items():
+                target[keys[name]] = max(target.get(keys[name], 0), count)
+    have = {(depth, name): row.n for (weights, depth, name), row in stats.items() if weights == "random"}
+    return {key: count for key, count in target.items() if have.get(key, 0) < count}
+
+
+def owed_commands(owed: Mapping[tuple[str, str], int], order: Sequence[str]) -> list[str]:
+    """One `daisnet ablation` line per (depth source, seed count); it skips the runs already recorded."""
+    rank = {name: i for i, name in enumerate(order)}
+    lines = []
+    for depth in ("ground_truth", "bts"):
+        for count in sorted({c for (d, _), c in owed.items() if d == depth}):
+            rows = sorted((n for (d, n), c in owed.items() if d == depth and c == count),
+                          key=lambda n: (rank.get(n, len(rank)), n))
+            lines.append(f"daisnet ablation --rows {','.join(rows)} --depth {depth} "
+                         f"--seeds {','.join(map(str, range(count)))}")
+    return lines
+
+
 def expected_sign(claim: Claim, effect: float | None) -> int:
     """The paper's direction: the sign of its effect when that is at least 0.5 AP, else none (0);
     the claim's own when the paper has no number for it."""
@@ -319,6 +358,16 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
     ]
     if any(key[1] == "bts" for key in stats):
         lines += ["## Rows, BTS-predicted depth", "", *rows_table(stats, "bts", paper, order), ""]
+    from daisnet.pipeline.ablation import ROWS
+
+    owed = seeds_owed(stats)
+    lines += ["## Seeds still owed", ""]
+    if owed:
+        lines += ["By the study's rule (every claim's rows 2 seeds; 3 where a claim's two rows' ranges overlap or "
+                  "a row is under 10 AP), these runs are still to do; each command skips what is recorded:", "",
+                  "```", *owed_commands(owed, [r.name for r in ROWS]), "```", ""]
+    else:
+        lines += ["None: every claim's rows have the seeds the study's rule asks for.", ""]
     lines += ["## Amodal AP by occlusion level (means over seeds)", "",
               "| row | depth | " + " | ".join(OCCLUSION_BUCKETS) + " |", "|---|---|" + "---|" * len(OCCLUSION_BUCKETS)]
     for (weights, depth, name), row in sorted(stats.items(), key=lambda kv: (kv[0][1], order.index(kv[0][2]))):
