@@ -159,11 +159,8 @@ def test_cli_ablation_dry_run_and_report_refusals(tmp_path):
     assert result.exit_code != 0 and "no runs recorded yet" in result.output
 
 
-@pytest.mark.slow
-def test_a_tiny_study_runs_the_real_stages_and_continues_where_it_stopped(tiny_features, tmp_path):
-    """Real `daisnet train`/`evaluate` (and `features` for R+DS1) on a tiny pipeline laid out as the
-    repo's data/; stopped after its first run, the study's rerun skips it and does the rest."""
-    root = tmp_path / "repo"
+def tiny_repo(tiny_features: dict[str, Path], root: Path) -> dict[str, str]:
+    """A tiny pipeline laid out as the repo's data/, with a small model; returns the environment to run in."""
     for name, key in (("prepared", ""), ("depth", "depth_"), ("features", "features_")):
         for split in ("train", "val"):
             (root / "data" / name).mkdir(parents=True, exist_ok=True)
@@ -172,8 +169,18 @@ def test_a_tiny_study_runs_the_real_stages_and_continues_where_it_stopped(tiny_f
     params["model"].update({"min_size": 64, "max_size": 128, "mask_head_width": 16, "representation_size": 32})
     params["train"].update({"checkpoint_every": 1})
     params["evaluate"]["samples"] = 0
+    params["shape_prior"].update({"iterations": 20, "batch_size": 32, "clusters": 4, "copies": 2,
+                                  "kmeans_iterations": 5, "top_k": 2})
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+@pytest.mark.slow
+def test_a_tiny_study_runs_the_real_stages_and_continues_where_it_stopped(tiny_features, tmp_path):
+    """Real `daisnet train`/`evaluate` (and `features` for R+DS1) on a tiny pipeline laid out as the
+    repo's data/; stopped after its first run, the study's rerun skips it and does the rest."""
+    root = tmp_path / "repo"
+    env = tiny_repo(tiny_features, root)
     command = [sys.executable, "-m", "daisnet.pipeline.cli", "ablation", "--rows", "R,R+DS1", "--seeds", "0",
                "--profile", "smoke"]
     subprocess.run(command[:-1] + ["smoke", "--rows", "R"], cwd=root, env=env, check=True, capture_output=True)
@@ -203,6 +210,33 @@ def test_a_tiny_study_runs_the_real_stages_and_continues_where_it_stopped(tiny_f
     imagenet = read_runs(root / "reports" / "ablation" / "runs.jsonl")[-1]
     assert (imagenet["row"], imagenet["weights"]) == ("R", "imagenet")
     assert imagenet["overrides"]["model.weights"] == "imagenet"
+
+
+@pytest.mark.slow
+def test_a_shape_row_with_its_own_setting_gets_its_own_shape_models(tiny_features, tmp_path):
+    """R+S trains with the pipeline's shape autoencoder and codebook; R+SV (depth mode `visible`) gets
+    its own, built by the shape_ae and codebook stages under data/cache/study, and records them."""
+    import torch
+
+    root = tmp_path / "repo"
+    env = tiny_repo(tiny_features, root)
+    cli = [sys.executable, "-m", "daisnet.pipeline.cli"]
+    models = root / "data" / "models"
+    for stage in (["shape-ae", "data/prepared/train.zarr", "data/depth/train.zarr", str(models / "shape_ae.pt")],
+                  ["codebook", str(models / "shape_ae.pt"), "data/prepared/train.zarr", "data/depth/train.zarr",
+                   str(models / "codebook.npz")]):
+        subprocess.run(cli + stage, cwd=root, env=env, check=True, capture_output=True)
+    subprocess.run(cli + ["ablation", "--rows", "R+S,R+SV", "--seeds", "0", "--profile", "smoke"], cwd=root, env=env,
+                   check=True, capture_output=True)
+    s, sv = read_runs(root / "reports" / "ablation" / "runs.jsonl")
+    assert (s["row"], sv["row"]) == ("R+S", "R+SV")
+    assert s["shape"]["models"] == ["data/models/shape_ae.pt", "data/models/codebook.npz"]
+    assert {"data/models/shape_ae.pt", "data/models/codebook.npz"} <= set(s["data"])
+    assert "data/models/shape_ae.pt" not in sv["data"]
+    autoencoder, codebook = (root / path for path in sv["shape"]["models"])
+    assert autoencoder.parent.name.startswith("shape-ground_truth-") and codebook.is_file()
+    assert torch.load(autoencoder, weights_only=True)["meta"]["depth"] == "visible"
+    assert (autoencoder.parent / "shape_ae.json").is_file() and sv["metrics"]["amodal"]["AP"] >= 0
 
 
 def torch_save(state: dict, path: Path) -> None:

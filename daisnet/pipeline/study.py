@@ -5,7 +5,8 @@ profile's overrides, the row's, the seed and the depth source) go to a params fi
 train` and `daisnet evaluate` run with it on `dvc repro`'s stores. A row that changes what the
 features stage computes (the regional step or offsets, the normal kernel) or where depth comes from
 (`depth.source: bts`) gets its own depth and features stores, computed once by `daisnet depth` and
-`daisnet features` and shared by every run that needs the same ones.
+`daisnet features` and shared by every run that needs the same ones. A shape-prior row whose shape
+settings differ from the pipeline's (R+SV) gets its own shape autoencoder and codebook the same way.
 
 Every finished run appends one JSON line: row, weights, depth source, profile, seed, the exact
 overrides, the evaluate stage's whole metrics.json (Table 1 columns, per class, per occlusion
@@ -47,6 +48,9 @@ PIPELINE = {"prepared_train": "data/prepared/train.zarr", "prepared_val": "data/
             "bts": "data/models/bts.pt", "shape_ae": "data/models/shape_ae.pt", "codebook": "data/models/codebook.npz"}
 # The params that decide a features store (besides the depth it is computed from).
 FEATURE_KEYS = ("features.regional", "features.normals", "features.precision")
+# What the shape_ae and codebook stages read from params.yaml (dvc.yaml), besides the seed.
+SHAPE_KEYS = ("shape_prior.depth", "shape_prior.iterations", "shape_prior.batch_size", "shape_prior.lr",
+              "shape_prior.clusters", "shape_prior.copies", "shape_prior.kmeans_iterations")
 
 
 @dataclass(frozen=True)
@@ -136,9 +140,17 @@ def _dotted(params: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def feature_fingerprint(params: Mapping[str, Any]) -> str:
-    values = {key: _dotted(params, key) for key in FEATURE_KEYS}
+def _fingerprint(params: Mapping[str, Any], keys: Iterable[str]) -> str:
+    values = {key: _dotted(params, key) for key in keys}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def feature_fingerprint(params: Mapping[str, Any]) -> str:
+    return _fingerprint(params, FEATURE_KEYS)
+
+
+def shape_fingerprint(params: Mapping[str, Any]) -> str:
+    return _fingerprint(params, SHAPE_KEYS)
 
 
 def lock_hashes(lock: Path = Path("dvc.lock")) -> dict[str, str]:
@@ -210,15 +222,40 @@ class Study:
                          "--params", str(params_path))
         return stores
 
+    def shape_models(self, params: Mapping[str, Any], params_path: Path, depth: dict[str, Path],
+                     spec: RunSpec) -> tuple[Path, Path]:
+        """The shape autoencoder and codebook a shape-prior run needs: the pipeline's when the run's
+        shape settings and depth are the pipeline's, else its own (R+SV: depth mode `visible`), built once
+        by `daisnet shape-ae` / `daisnet codebook` on the run's depth, with the pipeline's seed (the row
+        changes the shape setting, not the prior's draw)."""
+        pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+        if spec.depth_source == "ground_truth" and shape_fingerprint(params) == shape_fingerprint(pipeline):
+            return Path(PIPELINE["shape_ae"]), Path(PIPELINE["codebook"])
+        folder = self.work / f"shape-{spec.depth_source}-{shape_fingerprint(params)}"
+        autoencoder, codebook = folder / "shape_ae.pt", folder / "codebook.npz"
+        seed = str(pipeline["seed"])
+        val = ["--val-prepared", PIPELINE["prepared_val"], "--val-depth", str(depth["val"])]
+        if not autoencoder.exists():  # stage outputs are moved in complete: this means done
+            self.echo(f"study: shape autoencoder for {spec.row} -> {autoencoder}")
+            self.daisnet("shape-ae", PIPELINE["prepared_train"], str(depth["train"]), str(autoencoder), *val,
+                         "--metrics", str(folder / "shape_ae.json"), "--params", str(params_path), "--seed", seed)
+        if not codebook.exists():
+            self.echo(f"study: codebook for {spec.row} -> {codebook}")
+            self.daisnet("codebook", str(autoencoder), PIPELINE["prepared_train"], str(depth["train"]),
+                         str(codebook), *val, "--metrics", str(folder / "codebook.json"),
+                         "--params", str(params_path), "--seed", seed)
+        return autoencoder, codebook
+
     def run_one(self, spec: RunSpec, data: dict[str, str]) -> dict[str, Any]:
         folder = self.work / "runs" / spec.name
         params_path, params = self.params_file(spec, folder)
         depth = self.depth_stores(spec, params_path)
         features = self.feature_stores(params, params_path, depth, spec)
+        shape = self.shape_models(params, params_path, depth, spec) if _needs_shape_prior(spec) else None
         model = folder / "model.pt"
         start = time.perf_counter()
         if not model.exists():
-            prior = ["--shape-ae", PIPELINE["shape_ae"], "--codebook", PIPELINE["codebook"]] if _needs_shape_prior(spec) else []
+            prior = ["--shape-ae", str(shape[0]), "--codebook", str(shape[1])] if shape else []
             self.daisnet("train", PIPELINE["prepared_train"], str(model), "--features", str(features["train"]),
                          "--depth", str(depth["train"]), "--work-dir", str(folder / "work"), *prior,
                          "--summary", str(folder / "train.json"), "--params", str(params_path))
@@ -234,7 +271,7 @@ class Study:
         used_keys += ["bts"] if spec.depth_source == "bts" else ["depth_train", "depth_val"]
         if features["train"] == Path(PIPELINE["features_train"]):
             used_keys += ["features_train", "features_val"]
-        if _needs_shape_prior(spec):
+        if shape and shape[0] == Path(PIPELINE["shape_ae"]):
             used_keys += ["shape_ae", "codebook"]
         used = {PIPELINE[k]: data.get(PIPELINE[k], "") for k in used_keys}
         return {
@@ -244,6 +281,8 @@ class Study:
             "train_seconds": round(float(summary.get("train_seconds", train_seconds)), 1),
             "eval_seconds": round(eval_seconds, 1), "commit": git_commit(), "data": used,
             "features": {"fingerprint": feature_fingerprint(params), "stores": [str(features["train"]), str(features["val"])]},
+            **({"shape": {"fingerprint": shape_fingerprint(params), "models": [str(shape[0]), str(shape[1])]}}
+               if shape else {}),
         }
 
     def run(self, specs: list[RunSpec]) -> list[dict[str, Any]]:
