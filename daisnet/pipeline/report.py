@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from daisnet.evaluate.metrics import OCCLUSION_BUCKETS
+from daisnet.pipeline.ablation import ROWS
 
 PAPER_TABLE = Path(__file__).with_name("paper_table1.json")
 DEFAULT_ROW = "R+DN+N"  # the pipeline's default inputs (params.yaml model.inputs)
@@ -293,8 +294,6 @@ def paper_cells(paper: Mapping[str, Any], name: str) -> tuple[str, str]:
 
 
 def row_order(stats: Mapping[tuple[str, str, str], RowStats]) -> list[str]:
-    from daisnet.pipeline.ablation import ROWS
-
     known = [r.name for r in ROWS]
     names = {key[2] for key in stats}
     return [n for n in known if n in names] + sorted(names - set(known))
@@ -358,8 +357,6 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
     ]
     if any(key[1] == "bts" for key in stats):
         lines += ["## Rows, BTS-predicted depth", "", *rows_table(stats, "bts", paper, order), ""]
-    from daisnet.pipeline.ablation import ROWS
-
     owed = seeds_owed(stats)
     lines += ["## Seeds still owed", ""]
     if owed:
