@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROW_BY_NAME, ROWS
 from daisnet.pipeline.cli import app
-from daisnet.pipeline.report import (BTS_CLAIMS, CLAIMS, code_line, data_state, group, load_paper_table, owed_commands,
-                                     seeds_owed, verdict, write_report)
+from daisnet.pipeline.report import (BTS_CLAIMS, CLAIMS, code_line, data_state, group, load_paper_table,
+                                     owed_commands, seeds_owed, verdict, write_report)
 from daisnet.pipeline.study import BTS_ROWS, STUDY_ROWS, RunSpec, params_for, plan, read_runs
 
 PAPER_TEXT = Path("/work/shared/paper/DAISnet.txt")
@@ -58,6 +58,7 @@ def test_verdicts_follow_the_written_rule():
 def test_the_header_names_a_few_commits_and_counts_many():
     assert code_line(["0123456789abcdef", "fedcba9876543210"]) == "code 0123456789ab, fedcba987654"
     assert code_line([f"{i:040x}" for i in range(4)]) == "code at 4 commits, each run's in the last table"
+
 
 def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tmp_path):
     runs = tmp_path / "runs.jsonl"
