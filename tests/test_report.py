@@ -60,6 +60,23 @@ def test_the_header_names_a_few_commits_and_counts_many():
     assert code_line([f"{i:040x}" for i in range(4)]) == "code at 4 commits, each run's in the last table"
 
 
+def test_report_refuses_to_write_over_its_runs_file_or_the_chart_over_the_report(tmp_path):
+    runs = tmp_path / "runs.jsonl"
+    runs.write_text("".join(json.dumps(r) + "\n" for r in FIXTURE))
+    before = runs.read_bytes()
+    runner = CliRunner()
+    result = runner.invoke(app, ["report", "--runs-file", str(runs), "--out", str(runs),
+                                 "--chart", str(tmp_path / "c.png")])
+    assert result.exit_code != 0 and "would destroy that input" in result.output
+    result = runner.invoke(app, ["report", "--runs-file", str(runs), "--chart", str(runs),
+                                 "--out", str(tmp_path / "r.md")])
+    assert result.exit_code != 0 and "would destroy that input" in result.output
+    result = runner.invoke(app, ["report", "--runs-file", str(runs), "--out", str(tmp_path / "r.md"),
+                                 "--chart", str(tmp_path / "r.md")])
+    assert result.exit_code != 0 and "the report and the chart are the same file" in result.output
+    assert runs.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl"]  # nothing written, no temporaries
+
 def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tmp_path):
     runs = tmp_path / "runs.jsonl"
     runs.write_text("".join(json.dumps(r) + "\n" for r in reversed(FIXTURE)))

@@ -201,10 +201,12 @@ def report_cmd(
     chart: Path = typer.Option(Path("reports/ablation.png"), help="Chart (PNG) to write."),
 ) -> None:
     """The ablation report from the study's results file alone: rows, the paper's claims, a chart."""
+    from daisnet.atomic import refuse_overlap
     from daisnet.pipeline.report import write_report
     from daisnet.pipeline.study import read_runs
 
     with user_errors():
+        refuse_overlap([out, chart], [runs_file])  # `--out` given the runs file would replace the study with a report
         records = read_runs(runs_file)
         if not records:
             raise InputError("no runs recorded yet: run `daisnet ablation` first", path=runs_file)

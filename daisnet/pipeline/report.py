@@ -20,6 +20,8 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from daisnet.atomic import atomic_output
+from daisnet.errors import InputError
 from daisnet.evaluate.metrics import OCCLUSION_BUCKETS
 from daisnet.pipeline.ablation import ROWS
 
@@ -430,15 +432,19 @@ def draw_chart(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], p
         p = paper_ap(paper, "random", row.row) or paper_ap(paper, "imagenet", row.row)
         if p is not None:
             draw.rectangle([x(0), y + bar, x(p), y + 2 * bar - 2], fill=PAPER)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="PNG")
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | None, runs_file: str,
                  paper: Mapping[str, Any] | None = None) -> None:
+    """The report and its chart, each landing whole or not at all (the report is built before either is written)."""
+    if chart is not None and out.resolve() == chart.resolve():
+        raise InputError("the report and the chart are the same file: give `--chart` another path", path=out)
     paper = paper or load_paper_table()
+    link = None if chart is None else (chart.name if chart.parent == out.parent else str(chart))
+    text = markdown(records, paper, runs_file, link)
     if chart is not None:
         draw_chart(records, paper, chart)
-    link = None if chart is None else (chart.name if chart.parent == out.parent else str(chart))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(markdown(records, paper, runs_file, link), encoding="utf-8")
+    with atomic_output(out) as tmp:
+        tmp.write_text(text, encoding="utf-8")
