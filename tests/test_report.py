@@ -77,6 +77,19 @@ def test_report_refuses_to_write_over_its_runs_file_or_the_chart_over_the_report
     assert runs.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl"]  # nothing written, no temporaries
 
+def test_a_runs_file_that_is_a_folder_or_binary_is_one_line_not_a_traceback(tmp_path):
+    binary, folder = tmp_path / "runs.jsonl", tmp_path / "store.zarr"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    folder.mkdir()
+    runner = CliRunner()
+    for runs, problem in ((folder, "is a folder, not a runs file"), (binary, "not UTF-8 text")):
+        result = runner.invoke(app, ["ablation", "--rows", "R", "--seeds", "0", "--runs-file", str(runs), "--dry-run"])
+        assert result.exit_code == 2 and problem in result.output and "Traceback" not in result.output
+        result = runner.invoke(app, ["report", "--runs-file", str(runs), "--out", str(tmp_path / "r.md"),
+                                     "--chart", str(tmp_path / "r.png")])
+        assert result.exit_code == 2 and problem in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl", "store.zarr"]
+
 def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tmp_path):
     runs = tmp_path / "runs.jsonl"
     runs.write_text("".join(json.dumps(r) + "\n" for r in reversed(FIXTURE)))

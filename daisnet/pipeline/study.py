@@ -91,8 +91,14 @@ def read_runs(path: Path = RUNS_FILE) -> list[dict[str, Any]]:
     """The records of a runs file (none if it does not exist); a bad line is named, not skipped."""
     if not path.exists():
         return []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise InputError("is a folder, not a runs file (one JSON record per line)", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not a runs file: not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
