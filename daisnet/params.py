@@ -106,8 +106,37 @@ class DepthTrain(Section):
     init: str | None
 
 
+# Depth degradations (daisnet/depth/degrade.py) and their accepted levels: sigmas of a log-normal
+# factor (exp(2) = 7.4x at one sigma leaves no depth), or a whole down-sampling factor.
+DEGRADATIONS = ("noise", "resolution", "scale")
+DEGRADATION_LEVELS = {"noise": (0.0, 2.0), "resolution": (2, 64), "scale": (0.0, 2.0)}
+
+
+def check_degradation(kind: str, level: float) -> None:
+    """ValueError naming the problem when (kind, level) is not a degradation `degrade_depth` makes."""
+    if kind not in DEGRADATIONS:
+        raise ValueError(f"unknown depth degradation {kind!r}: choose from {', '.join(DEGRADATIONS)}")
+    low, high = DEGRADATION_LEVELS[kind]
+    if kind == "resolution":
+        if float(level) != int(level) or not low <= level <= high:
+            raise ValueError(f"resolution level must be a whole factor in [{low}, {high}], got {level}")
+    elif not low < level <= high:
+        raise ValueError(f"{kind} level must be a sigma in ({low}, {high}], got {level}")
+
+
+def _degradation(section: "Degrade") -> "Degrade":
+    check_degradation(section.kind, section.level)
+    return section
+
+
+class Degrade(Section):
+    kind: Literal["noise", "resolution", "scale"]
+    level: Positive
+
+
 class Depth(Section):
-    source: Literal["ground_truth", "bts"]
+    source: Literal["ground_truth", "bts", "degraded"]
+    degrade: Annotated[Degrade, AfterValidator(_degradation)]
     checkpoint: str
     encoder: Literal["resnet18_bts", "resnet34_bts", "resnet50_bts", "densenet161_bts"]
     max_depth: Positive

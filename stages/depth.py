@@ -2,8 +2,9 @@
 
     python -m stages.depth data/prepared/train.zarr data/depth/train.zarr     (dvc.yaml; = `daisnet depth`)
 
-`depth.source: ground_truth` copies the synthetic ground truth; `bts` (predicted depth, §3.3) plugs
-BTS inference into the same writer: `depth.checkpoint` is ours (stage `train_depth`) or an
+`depth.source: ground_truth` copies the synthetic ground truth; `degraded` writes it with one
+controlled defect (`depth.degrade`: the study's depth-quality axis, docs/depth.md); `bts` (predicted
+depth, §3.3) plugs BTS inference into the same writer: `depth.checkpoint` is ours (stage `train_depth`) or an
 official release file for `depth.encoder` (docs/depth.md).
 """
 
@@ -23,7 +24,7 @@ from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params
 
 def predictor(depth: Depth) -> tuple[PredictFn | None, dict]:
     """The depth source: (None for the ground truth, or BTS as a PredictFn; the store's attrs)."""
-    if depth.source == "ground_truth":
+    if depth.source in ("ground_truth", "degraded"):
         return None, {}
     from daisnet.depth.bts import BtsConfig
     from daisnet.depth.checkpoint import load_bts
@@ -43,7 +44,9 @@ def depth(
     prepared: Annotated[Path, typer.Argument(help="Prepared store (data/prepared/{split}.zarr).")],
     out: Annotated[Path, typer.Argument(help="Depth store to write (replaced atomically), e.g. data/depth/train.zarr.")],
     params: ParamsFile = DEFAULT_PARAMS,
-    source: Annotated[str | None, typer.Option(help="ground_truth: copy `depth_gt` (synthetic data); bts: predict [depth.source].")] = None,
+    source: Annotated[str | None, typer.Option(help="ground_truth: copy `depth_gt` (synthetic data); bts: predict; degraded: the ground truth with depth.degrade's defect [depth.source].")] = None,
+    degrade_kind: Annotated[str | None, typer.Option(help="Source degraded: noise, resolution or scale [depth.degrade.kind].")] = None,
+    degrade_level: Annotated[float | None, typer.Option(help="Source degraded: sigma (noise, scale) or whole factor (resolution) [depth.degrade.level].")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="BTS checkpoint: ours or an official file [depth.checkpoint].")] = None,
     encoder: Annotated[str | None, typer.Option(help="Encoder of an official file: resnet50_bts or densenet161_bts.")] = None,
     max_depth: Annotated[float | None, typer.Option(help="Depth range of an official file (KITTI 80, NYU 10).")] = None,
@@ -55,11 +58,13 @@ def depth(
     """Write a depth store: metric depth per image on the prepared canvas (ground truth or BTS)."""
     with exit_on_input_error():
         settings = stage_params(params, {
-            "depth.source": source, "depth.checkpoint": None if checkpoint is None else str(checkpoint),
+            "depth.source": source, "depth.degrade.kind": degrade_kind, "depth.degrade.level": degrade_level,
+            "depth.checkpoint": None if checkpoint is None else str(checkpoint),
             "depth.encoder": encoder, "depth.max_depth": max_depth, "depth.focal": focal,
             "depth.focal_reference": focal_reference, "depth.batch_size": batch_size, "depth.device": device}).depth
         predict_fn, attrs = predictor(settings)
-        summary = write_depth_store(prepared, out, predict_fn, source=settings.source, attrs=attrs,
+        degrade = (settings.degrade.kind, settings.degrade.level) if settings.source == "degraded" else None
+        summary = write_depth_store(prepared, out, predict_fn, source=settings.source, attrs=attrs, degrade=degrade,
                                     progress=sys.stderr.isatty())
         print(f"{out}: {summary}")
 

@@ -7,6 +7,11 @@ evaluation, not each pixel).
 - rmse = sqrt mean (d - g)^2;  rmse_log = sqrt mean (ln d - ln g)^2
 - log10 = mean |log10 d - log10 g|;  silog = 100 sqrt(mean e^2 - (mean e)^2), e = ln d - ln g
 - delta1..3 = share of pixels with max(d / g, g / d) < 1.25, 1.25^2, 1.25^3
+
+And one metric of ours, because the N and DN inputs see depth through its normals, not its values:
+- normal_angle = median angle (degrees) between the normal-tangent maps (eq. 14-22, the features
+  stage's kernel) of the prediction and of the ground truth, over the pixels valid in both (every
+  pixel of the kernel's window valid); per image, then averaged like the rest.
 """
 
 from __future__ import annotations
@@ -47,13 +52,42 @@ def image_metrics(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = N
     }
 
 
-class DepthMetrics:
-    """Accumulates per-image metrics; `summary()` is the mean over images."""
+def normal_angle_error(pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None, *, kernel: int = 5,
+                       dz: float = 0.8, normalize_kernel: bool = False, max_depth: float = 80.0) -> float:
+    """Median angle in degrees between the normal maps of `pred` and `gt` (H, W), over the pixels whose
+    whole kernel window is valid in the ground truth (`valid`, and not the sky at max_depth, whose
+    "surface" is the renderer's clip, not geometry)."""
+    from scipy import ndimage
 
-    def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0) -> None:
+    from daisnet.features.normals import normal_map
+
+    mask = valid_mask(gt, 1e-3, max_depth) & (gt < max_depth)
+    if valid is not None:
+        mask &= valid
+    mask = ndimage.binary_erosion(mask, np.ones((kernel, kernel), bool), border_value=1)
+    if not mask.any():
+        return float("nan")
+    fill = np.float32(np.median(gt[mask]))  # no invalid pixel's value reaches a kept pixel's window anyway
+    n_pred = normal_map(np.where(mask, np.clip(pred, 1e-3, max_depth), fill), kernel, dz, normalize_kernel)
+    n_gt = normal_map(np.where(mask, gt, fill), kernel, dz, normalize_kernel)
+    a, b = n_pred[:, mask].astype(np.float64), n_gt[:, mask].astype(np.float64)
+    # atan2(|a x b|, a . b): exact near 0 degrees, where arccos of a float dot product is not
+    angle = np.arctan2(np.linalg.norm(np.cross(a, b, axis=0), axis=0), (a * b).sum(axis=0))
+    return float(np.degrees(np.median(angle)))
+
+
+class DepthMetrics:
+    """Accumulates per-image metrics; `summary()` is the mean over images. With `normal_kernel` set,
+    also `normal_angle` (the median normal error of `normal_angle_error`, at that kernel and dz)."""
+
+    def __init__(self, min_depth: float = 1e-3, max_depth: float = 80.0, normal_kernel: int | None = None,
+                 normal_dz: float = 0.8) -> None:
         self.min_depth = min_depth
         self.max_depth = max_depth
+        self.normal_kernel = normal_kernel
+        self.normal_dz = normal_dz
         self._sums = dict.fromkeys(METRIC_NAMES, 0.0)
+        self._normal_sum, self._normal_count = 0.0, 0
         self.count = 0
 
     def update(self, pred: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None) -> None:
@@ -66,11 +100,20 @@ class DepthMetrics:
             for k, v in m.items():
                 self._sums[k] += v
             self.count += 1
+            if self.normal_kernel is not None:
+                angle = normal_angle_error(pred[i], gt[i], None if valid is None else valid[i],
+                                           kernel=self.normal_kernel, dz=self.normal_dz, max_depth=self.max_depth)
+                if np.isfinite(angle):
+                    self._normal_sum += angle
+                    self._normal_count += 1
 
     def summary(self) -> dict[str, float]:
         if not self.count:
             raise ValueError("no image was evaluated")
-        return {k: self._sums[k] / self.count for k in METRIC_NAMES}
+        out = {k: self._sums[k] / self.count for k in METRIC_NAMES}
+        if self.normal_kernel is not None and self._normal_count:
+            out["normal_angle"] = self._normal_sum / self._normal_count
+        return out
 
 
 class PixelMean:

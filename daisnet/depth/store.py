@@ -1,7 +1,8 @@
 """The depth store `data/depth/{split}.zarr` (docs/artifacts.md), from a prepared store.
 
 Where the depth comes from is a `predict_fn`: None copies the prepared store's ground truth
-(`depth_gt`, synthetic data); a monocular model (BTS, `daisnet.depth.bts*`) plugs in as a function
+(`depth_gt`, synthetic data), or with `degrade` = (kind, level) writes it degraded in one controlled
+way (`daisnet.depth.degrade`, source "degraded"); a monocular model (BTS, `daisnet.depth.bts*`) plugs in as a function
 from a batch of canvas images to metric depth. Either way the writer
 
 - goes shard by shard (memory bounded by one shard, whatever the split size),
@@ -24,6 +25,7 @@ import numpy as np
 import zarr
 
 from daisnet.atomic import atomic_output, refuse_overlap
+from daisnet.depth.degrade import check_degradation, degrade_depth
 from daisnet.errors import InputError
 from daisnet.progress import track
 from daisnet.stores import (
@@ -36,12 +38,12 @@ from daisnet.stores import (
 PredictFn = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 IMAGES_PER_SHARD = 16
-SOURCES = ("ground_truth", "bts")
+SOURCES = ("ground_truth", "bts", "degraded")
 
 
 def write_depth_store(
     prepared_path: str | Path, out_path: str | Path, predict_fn: PredictFn | None = None, *,
-    source: str = "ground_truth", attrs: dict[str, Any] | None = None,
+    source: str = "ground_truth", attrs: dict[str, Any] | None = None, degrade: tuple[str, float] | None = None,
     images_per_shard: int = IMAGES_PER_SHARD, progress: bool = False,
 ) -> dict[str, Any]:
     """Write `out_path` (replaced atomically) with `depth` (N, H, W) float32 metres on the canvas.
@@ -51,14 +53,16 @@ def write_depth_store(
     sha256) describe it. Returns a summary (images, min/max depth) for the stage's log."""
     if source not in SOURCES:
         raise InputError(f"depth source must be one of {SOURCES}, not {source!r}", path="params.yaml")
-    if (predict_fn is None) != (source == "ground_truth"):
-        raise ValueError("predict_fn must be given exactly when source is not ground_truth")
+    if (predict_fn is None) != (source in ("ground_truth", "degraded")) or (degrade is None) != (source != "degraded"):
+        raise ValueError("predict_fn must be given exactly for source bts, and degrade exactly for source degraded")
+    if degrade is not None:
+        check_degradation(*degrade)
     refuse_overlap([out_path], [prepared_path])
     prepared = open_store(prepared_path)
     if predict_fn is None:
         if "depth_gt" not in prepared:
-            raise InputError("no ground-truth depth (`depth_gt`) in this store: real KINS has none, "
-                             "use depth.source: bts", path=prepared_path)
+            raise InputError(f"no ground-truth depth (`depth_gt`) in this store: real KINS has none, so depth.source "
+                             f"{source} cannot be used; use depth.source: bts", path=prepared_path)
         inputs = require_array(prepared, prepared_path, "depth_gt", 3, "f")
         count, height, width = inputs.shape
     else:
@@ -77,6 +81,7 @@ def write_depth_store(
         group.attrs.update({
             "source": source, "prepared": str(prepared_path),
             "file_names": prepared.attrs.get("file_names", []), "canvas": [height, width], **(attrs or {}),
+            **({"degrade": {"kind": degrade[0], "level": degrade[1]}} if degrade else {}),
             "prepared_identity": identity,
         })
         depth_out = create_image_array(
@@ -93,8 +98,11 @@ def write_depth_store(
         for start, stop in blocks:
             with reading(prepared_path, inputs.basename):
                 rows = inputs[start:stop]
-            block = np.asarray(rows if predict_fn is None else predict_fn(rows, sizes[start:stop], focal[start:stop]),
-                               dtype=np.float32)
+            if predict_fn is not None:
+                rows = predict_fn(rows, sizes[start:stop], focal[start:stop])
+            elif degrade is not None:
+                rows = degrade_depth(np.asarray(rows), sizes[start:stop], start, *degrade)
+            block = np.asarray(rows, dtype=np.float32)
             if block.shape != (stop - start, height, width):
                 raise ValueError(f"predict_fn returned {block.shape}, expected {(stop - start, height, width)}")
             inside = canvas_mask(sizes[start:stop], canvas)
@@ -104,3 +112,29 @@ def write_depth_store(
             low, high = min(low, float(block[inside].min())), max(high, float(block[inside].max()))
     return {"images": int(count), "canvas": [height, width], "source": source,
             "depth_min": low if count else None, "depth_max": high if count else None}
+
+
+def score_depth_store(depth_path: str | Path, prepared_path: str | Path, max_depth: float = 80.0,
+                      normal_kernel: int = 5, normal_dz: float = 0.8, batch: int = 16) -> dict[str, float]:
+    """How good a depth store is: the Eigen metrics and the normal-angle error (`daisnet.depth.metrics`)
+    of its depth against the prepared store's ground truth (`depth_gt`), over every image."""
+    from daisnet.depth.metrics import DepthMetrics
+
+    prepared = open_store(prepared_path)
+    if "depth_gt" not in prepared:
+        raise InputError("no ground-truth depth (`depth_gt`) to score depth against", path=prepared_path)
+    truth = require_array(prepared, prepared_path, "depth_gt", 3, "f")
+    depth = require_array(open_store(depth_path), depth_path, "depth", 3, "f")
+    if depth.shape != truth.shape:
+        raise InputError(f"depth {depth.shape} does not match the ground truth {truth.shape} of {prepared_path}",
+                         path=depth_path)
+    sizes = image_sizes(prepared, prepared_path, truth.shape[0], truth.shape[1:])
+    metrics = DepthMetrics(1e-3, max_depth, normal_kernel, normal_dz)
+    for start in range(0, truth.shape[0], batch):
+        stop = min(start + batch, truth.shape[0])
+        with reading(depth_path, "depth"):
+            pred = np.asarray(depth[start:stop])
+        with reading(prepared_path, "depth_gt"):
+            gt = np.asarray(truth[start:stop])
+        metrics.update(pred, gt, canvas_mask(sizes[start:stop], truth.shape[1:]))
+    return metrics.summary()

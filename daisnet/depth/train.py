@@ -43,6 +43,7 @@ from daisnet.progress import format_seconds
 from daisnet.stores import canvas_mask, check_complete, image_sizes, open_store, reading, require_array
 
 MIN_DEPTH = 1e-3
+CURVE_METRICS = ("abs_rel", "delta1", "rmse", "normal_angle")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,16 @@ class DepthTrainConfig:
     seed: int = 0
     eval_batch_size: int = 8
     log_every: int = 25
+    # Train-split images scored after training (the first N): depth predicted on the split BTS learned
+    # from must not be cleaner than val's, or DAISnet trains on better depth than it is tested on.
+    train_eval_images: int = 100
+    # Score val every this many iterations (0: only at the end): the curves of docs/depth.md. The
+    # evaluations are not counted in the training time.
+    eval_every: int = 0
+    # The normal-angle metric's kernel and dz: the features stage's defaults (eq. 22's N = 5), fixed
+    # here so that a features knob never re-trains BTS.
+    normal_kernel: int = 5
+    normal_dz: float = 0.8
     # torch threads (0: torch's default). On a CPU shared with other work, one thread per process
     # is several times faster than two that wait for each other (measured: docs/depth.md).
     threads: int = 1
@@ -203,12 +214,13 @@ def predict_split(model: BtsModel, split: _Split, input_scale: float, batch_size
                                    sizes=split.sizes[start:end], input_scale=input_scale)
 
 
-def evaluate_split(model: BtsModel, split: _Split, config: DepthTrainConfig,
-                   baseline: np.ndarray | None = None) -> tuple[dict[str, float], dict[str, float] | None]:
-    """Eigen-protocol metrics of the model (and of a constant prediction) over a split, at full size."""
-    ours = DepthMetrics(MIN_DEPTH, config.max_depth)
-    base = DepthMetrics(MIN_DEPTH, config.max_depth) if baseline is not None else None
-    for start, depth in predict_split(model, split, config.input_scale, config.eval_batch_size):
+def evaluate_split(model: BtsModel, split: _Split, config: DepthTrainConfig, baseline: np.ndarray | None = None,
+                   stop: int | None = None) -> tuple[dict[str, float], dict[str, float] | None]:
+    """Eigen-protocol metrics and the normal-angle error of the model (and of a constant prediction)
+    over a split's first `stop` images (None: all), at full size."""
+    ours = DepthMetrics(MIN_DEPTH, config.max_depth, config.normal_kernel, config.normal_dz)
+    base = DepthMetrics(MIN_DEPTH, config.max_depth, config.normal_kernel, config.normal_dz) if baseline is not None else None
+    for start, depth in predict_split(model, split, config.input_scale, config.eval_batch_size, stop=stop):
         gt = np.asarray(split.depth[start : start + len(depth)])
         inside = canvas_mask(split.sizes[start : start + len(depth)], split.canvas)
         ours.update(depth, gt, inside)
@@ -286,7 +298,7 @@ def train_bts(
         from tqdm import tqdm
 
         steps = tqdm(steps, desc="train_depth", unit="it")
-    t0, running, skipped = time.perf_counter(), [], 0
+    t0, running, skipped, curve, paused = time.perf_counter(), [], 0, [], 0.0
     for step in steps:
         img, dep, valid, focal = (t.to(device, non_blocking=True) for t in next(batches))
         for group in opt.param_groups:
@@ -313,21 +325,39 @@ def train_bts(
                 f"lr {_lr_at(step, config):.2e}  {per_step:.2f} s/it  "
                 f"{config.batch_size / per_step:.1f} images/s  ETA {format_seconds(per_step * (config.iterations - step - 1))}")
             running = []
-    train_seconds = time.perf_counter() - t0
+        if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.iterations:
+            t_eval = time.perf_counter()
+            model.eval()
+            point, _ = evaluate_split(model, val, config)
+            model.train()
+            seconds = t_eval - t0 - paused
+            curve.append({"iteration": step + 1, "train_seconds": round(seconds, 1),
+                          **{k: round(point[k], 4) for k in CURVE_METRICS if k in point}})
+            log(f"train_depth: iteration {step + 1}  {seconds:.0f} s  val " +
+                "  ".join(f"{k} {point[k]:.4f}" for k in CURVE_METRICS if k in point))
+            paused += time.perf_counter() - t_eval
+    train_seconds = time.perf_counter() - t0 - paused
 
     model.eval()
     t1 = time.perf_counter()
     baseline_map = pixel_mean_baseline(train, config.max_depth)
     val_metrics, base_metrics = evaluate_split(model, val, config, baseline_map)
     assert base_metrics is not None
+    train_images = min(config.train_eval_images, len(train.sizes))
+    train_metrics, _ = evaluate_split(model, train, config, stop=train_images) if train_images else ({}, None)
     metrics = {
         "val": {k: round(v, 4) for k, v in val_metrics.items()},
+        "train": {k: round(v, 4) for k, v in train_metrics.items()},
         "baseline_pixel_mean": {k: round(v, 4) for k, v in base_metrics.items()},
         "abs_rel_vs_baseline": round(val_metrics["abs_rel"] / base_metrics["abs_rel"], 4),
+        # > 1: the train split's depth is cleaner than val's (what out-of-fold prediction corrects)
+        **({"train_val_abs_rel_ratio": round(val_metrics["abs_rel"] / train_metrics["abs_rel"], 4)}
+           if train_images else {}),
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(time.perf_counter() - t1, 1),
         "iterations": config.iterations,
         "val_images": len(val.sizes),
+        "train_images_scored": train_images,
     }
     # No timings in the checkpoint: the same settings must give the same file (docs/reproducibility.md).
     untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
@@ -336,5 +366,6 @@ def train_bts(
     if metrics_path is not None:
         with atomic_output(metrics_path) as tmp:
             tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    return metrics
+    # The curve is returned, not written to the metrics file: a list is no metric to compare.
+    return {**metrics, "curve": curve} if curve else metrics
 

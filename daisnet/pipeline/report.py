@@ -24,6 +24,7 @@ from daisnet.atomic import atomic_output
 from daisnet.errors import InputError
 from daisnet.evaluate.metrics import OCCLUSION_BUCKETS
 from daisnet.pipeline.ablation import ROWS
+from daisnet.pipeline.depth_quality import depth_quality_section, draw_quality_chart, quality_points
 
 PAPER_TABLE = Path(__file__).with_name("paper_table1.json")
 DEFAULT_ROW = "R+DN+N"  # the pipeline's default inputs (params.yaml model.inputs)
@@ -178,7 +179,9 @@ def seeds_owed(stats: Mapping[tuple[str, str, str], RowStats]) -> dict[tuple[str
     3 for both rows of a claim whose seed ranges overlap, and for a row under 10 AP, so that "worse than R"
     rests on 3 seeds. Keys (depth source, row), values the seed count to reach; rows already there are left out."""
     target: dict[tuple[str, str], int] = {}
-    for claims, depth, table in ((CLAIMS, "ground_truth", stats), (BTS_CLAIMS, "bts", _with_shared_baseline(stats))):
+    shared = _with_shared_baseline(stats)
+    for claims, depth, table in ((CLAIMS, "ground_truth", stats),
+                                 *((BTS_CLAIMS, source, shared) for source in bts_sources(stats))):
         for claim in claims:
             rows = {name: table.get(("random", depth, name)) for name in (claim.row, claim.against)}
             # R reads no depth: the BTS claims share its ground-truth runs.
@@ -200,7 +203,7 @@ def owed_commands(owed: Mapping[tuple[str, str], int], order: Sequence[str]) -> 
     """One `daisnet ablation` line per (depth source, seed count); it skips the runs already recorded."""
     rank = {name: i for i, name in enumerate(order)}
     lines = []
-    for depth in ("ground_truth", "bts"):
+    for depth in sorted({d for d, _ in owed}, key=lambda d: (d != "ground_truth", d)):
         for count in sorted({c for (d, _), c in owed.items() if d == depth}):
             rows = sorted((n for (d, n), c in owed.items() if d == depth and c == count),
                           key=lambda n: (rank.get(n, len(rank)), n))
@@ -329,7 +332,8 @@ def code_line(commits: Sequence[str]) -> str:
     return f"code at {len(commits)} commits, each run's in the last table"
 
 
-def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], runs_file: str, chart: str | None) -> str:
+def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], runs_file: str, chart: str | None,
+             quality_chart: str | None = None) -> str:
     stats = group(records)
     order = row_order(stats)
     profiles = sorted({r["profile"] for r in records})
@@ -353,19 +357,15 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
         "",
         VERDICT_RULE,
         "",
-        "## Claims with BTS-predicted depth (`depth.source: bts`)",
-        "",
-        "R uses no depth: its runs with ground-truth depth are its baseline here too.",
-        "",
-        *claims_table(BTS_CLAIMS, _with_shared_baseline(stats), "bts", paper),
-        "",
-        "## Rows, ground-truth depth",
-        "",
-        *rows_table(stats, "ground_truth", paper, order),
-        "",
     ]
-    if any(key[1] == "bts" for key in stats):
-        lines += ["## Rows, BTS-predicted depth", "", *rows_table(stats, "bts", paper, order), ""]
+    for source in bts_sources(stats):
+        lines += [f"## Claims with BTS-predicted depth (`{source}`: {bts_description(records, source)})", "",
+                  "R uses no depth: its runs with ground-truth depth are its baseline here too.", "",
+                  *claims_table(BTS_CLAIMS, _with_shared_baseline(stats), source, paper), ""]
+    lines += ["## Rows, ground-truth depth", "", *rows_table(stats, "ground_truth", paper, order), ""]
+    for source in bts_sources(stats):
+        lines += [f"## Rows, BTS-predicted depth (`{source}`)", "", *rows_table(stats, source, paper, order), ""]
+    lines += depth_quality_section(records, chart_link=quality_chart)
     owed = seeds_owed(stats)
     lines += ["## Seeds still owed", ""]
     if owed:
@@ -392,10 +392,26 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
 
 
 def _with_shared_baseline(stats: Mapping[tuple[str, str, str], RowStats]) -> dict[tuple[str, str, str], RowStats]:
+    """R reads no depth: its ground-truth runs are its runs under every other depth source too."""
     shared = dict(stats)
-    if ("random", "bts", BASELINE) not in shared and ("random", "ground_truth", BASELINE) in shared:
-        shared[("random", "bts", BASELINE)] = stats[("random", "ground_truth", BASELINE)]
+    for source in {key[1] for key in stats} - {"ground_truth"}:
+        if ("random", source, BASELINE) not in shared and ("random", "ground_truth", BASELINE) in shared:
+            shared[("random", source, BASELINE)] = stats[("random", "ground_truth", BASELINE)]
     return shared
+
+
+def bts_sources(stats: Mapping[tuple[str, str, str], RowStats]) -> list[str]:
+    """The BTS depth sources with runs (`bts:N`), shortest training first."""
+    return sorted({key[1] for key in stats if key[1].startswith("bts:")}, key=lambda s: (int(s.split(":")[1]), s))
+
+
+def bts_description(records: Sequence[Mapping[str, Any]], source: str) -> str:
+    """The BTS model of a source in words: its val depth quality, from the runs' records."""
+    quality = next((r["depth_quality"] for r in records if r["depth_source"] == source and "depth_quality" in r), None)
+    if quality is None:
+        return "BTS trained by the pipeline"
+    return (f"val abs rel {quality['abs_rel']:.3f}, δ<1.25 {quality['delta1']:.3f}, "
+            f"normal angle {quality['normal_angle']:.1f}°")
 
 
 # -- chart (Pillow: the same bytes everywhere) -----------------------------------------------------
@@ -424,7 +440,7 @@ def draw_chart(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], p
     for k, key in enumerate(keys):
         row = stats[key]
         y = margin + 24 + k * (2 * bar + gap)
-        label = row.row + (" (BTS)" if row.depth_source == "bts" else "")
+        label = row.row + ("" if row.depth_source == "ground_truth" else f" ({row.depth_source})")
         draw.text((margin, y + 2), label, fill=(0, 0, 0))
         draw.rectangle([x(0), y, x(row.mean), y + bar - 1], fill=OURS)
         draw.line([(x(min(row.aps)), y + bar // 2), (x(max(row.aps)), y + bar // 2)], fill=RANGE, width=2)
@@ -443,8 +459,14 @@ def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | 
         raise InputError("the report and the chart are the same file: give `--chart` another path", path=out)
     paper = paper or load_paper_table()
     link = None if chart is None else (chart.name if chart.parent == out.parent else str(chart))
-    text = markdown(records, paper, runs_file, link)
+    # The depth-quality chart sits beside the main one: ablation.png -> ablation_depth_quality.png
+    quality = None if chart is None or not quality_points(records) else chart.with_name(
+        f"{chart.stem}_depth_quality{chart.suffix}")
+    quality_link = None if quality is None else (quality.name if quality.parent == out.parent else str(quality))
+    text = markdown(records, paper, runs_file, link, quality_link)
     if chart is not None:
         draw_chart(records, paper, chart)
+    if quality is not None:
+        draw_quality_chart(records, quality)
     with atomic_output(out) as tmp:
         tmp.write_text(text, encoding="utf-8")

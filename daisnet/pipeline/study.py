@@ -30,8 +30,10 @@ from typing import Any
 import yaml
 
 from daisnet.errors import InputError
-from daisnet.params import set_dotted
+from daisnet.hashing import sha256_file
+from daisnet.params import DEGRADATIONS, check_degradation, set_dotted
 from daisnet.pipeline.ablation import PROFILES, ROW_BY_NAME, ROWS
+from daisnet.pipeline.depth_quality import GROUND_TRUTH_QUALITY
 
 RUNS_FILE = Path("reports/ablation/runs.jsonl")
 # The rows of the study (issue "The ablation study"): every claim's rows, then the main rows with
@@ -40,7 +42,50 @@ STUDY_ROWS = ("R", "R+D", "R+DN", "D", "N", "D+N", "R+N", "R+NM", "R+NL", "R+D+N
               "R+D1", "R+DS1", "R+DN+N")
 BTS_ROWS = ("R+D", "R+N", "R+O", "R+DN+N")
 WORK = Path("data/cache/study")
-DEPTH_SOURCES = ("ground_truth", "bts")
+# Depth sources (docs/ablation.md, "How good must depth be"): the ground truth; BTS as the pipeline
+# trains it (`bts`) or at another length (`bts:ITERATIONS`, params.yaml's depth.train otherwise); the
+# ground truth with one controlled defect (`noise:SIGMA`, `resolution:FACTOR`, `scale:SIGMA`).
+DEPTH_SOURCES = ("ground_truth", "bts", "bts:ITERATIONS", *(f"{kind}:LEVEL" for kind in DEGRADATIONS))
+# What decides a BTS model's weights besides its iterations (threads, logging and evaluation do not).
+BTS_KEYS = ("depth.encoder", "depth.max_depth", "depth.train.num_features", "depth.train.batch_size",
+            "depth.train.lr", "depth.train.warmup", "depth.train.plane_min_denominator", "depth.train.input_scale",
+            "depth.train.crop_width", "depth.train.augment", "depth.train.init")
+
+
+def parse_depth_source(text: str, params: Mapping[str, Any] | None = None) -> str:
+    """A depth source as the study names it in its records: `bts` becomes `bts:N` with params.yaml's
+    iterations, levels are written canonically (`resolution:4`, `noise:0.1`). InputError when unknown."""
+    text = text.strip()
+    if text == "ground_truth":
+        return text
+    kind, _, level = text.partition(":")
+    if kind == "bts":
+        if not level:
+            params = params if params is not None else yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+            return f"bts:{int(params['depth']['train']['iterations'])}"
+        if not level.isdigit() or int(level) < 1:
+            raise InputError(f"depth source {text!r}: bts:ITERATIONS takes a whole number of iterations >= 1")
+        return f"bts:{int(level)}"
+    if kind not in DEGRADATIONS:
+        raise InputError(f"unknown depth source {text!r}: choose from {', '.join(DEPTH_SOURCES)}")
+    try:
+        value = float(level)
+        check_degradation(kind, value)
+    except ValueError as exc:
+        reason = str(exc) if level and not str(exc).startswith("could not convert") else f"{kind}:LEVEL needs a number"
+        raise InputError(f"depth source {text!r}: {reason}") from None
+    return f"{kind}:{value:g}"
+
+
+def degradation(source: str) -> tuple[str, float] | None:
+    """(kind, level) of a degraded source, None for ground_truth and BTS."""
+    kind, _, level = source.partition(":")
+    return (kind, float(level)) if kind in DEGRADATIONS else None
+
+
+def bts_iterations(source: str) -> int | None:
+    kind, _, level = source.partition(":")
+    return int(level) if kind == "bts" else None
 # The pipeline's outputs a run reads, by their dvc.lock paths.
 PIPELINE = {"prepared_train": "data/prepared/train.zarr", "prepared_val": "data/prepared/val.zarr",
             "depth_train": "data/depth/train.zarr", "depth_val": "data/depth/val.zarr",
@@ -62,29 +107,38 @@ class RunSpec:
     depth_source: str = "ground_truth"
     weights: str = "random"
     profile: str = "ablation"
+    depth_model: str = ""  # BTS sources: the fingerprint of the BTS training (`bts_fingerprint`)
 
     @property
-    def key(self) -> tuple[str, str, str, str, int]:
-        return (self.row, self.weights, self.depth_source, self.profile, self.seed)
+    def key(self) -> tuple[str, str, str, str, int, str]:
+        return (self.row, self.weights, self.depth_source, self.profile, self.seed, self.depth_model)
 
     @property
     def name(self) -> str:
-        depth = "" if self.depth_source == "ground_truth" else f"-{self.depth_source}"
+        depth = "" if self.depth_source == "ground_truth" else "-" + self.depth_source.replace(":", "")
         return f"{self.profile}-{self.weights}-{self.row.replace('+', '_')}{depth}-seed{self.seed}"
 
     def overrides(self) -> dict[str, str]:
         """The dotted params this run changes, as `dvc exp run -S` would take them."""
         row = ROW_BY_NAME[self.row]
-        return {"model.weights": self.weights, **PROFILES[self.profile], **row.overrides,
-                "depth.source": self.depth_source, "seed": str(self.seed)}
+        depth = {"depth.source": self.depth_source}
+        if (degraded := degradation(self.depth_source)) is not None:
+            depth = {"depth.source": "degraded", "depth.degrade.kind": degraded[0],
+                     "depth.degrade.level": f"{degraded[1]:g}"}
+        elif (iterations := bts_iterations(self.depth_source)) is not None:
+            depth = {"depth.source": "bts", "depth.train.iterations": str(iterations)}
+        return {"model.weights": self.weights, **PROFILES[self.profile], **row.overrides, **depth,
+                "seed": str(self.seed)}
 
 
 def _needs_shape_prior(spec: RunSpec) -> bool:
     return spec.overrides().get("model.shape_prior") == "on"
 
 
-def record_key(record: Mapping[str, Any]) -> tuple[str, str, str, str, int]:
-    return (record["row"], record["weights"], record["depth_source"], record["profile"], int(record["seed"]))
+def record_key(record: Mapping[str, Any]) -> tuple[str, str, str, str, int, str]:
+    model = record.get("depth_model") or {}
+    return (record["row"], record["weights"], record["depth_source"], record["profile"], int(record["seed"]),
+            model.get("fingerprint", ""))
 
 
 def read_runs(path: Path = RUNS_FILE) -> list[dict[str, Any]]:
@@ -119,16 +173,17 @@ def plan(rows: Iterable[str], seeds: Iterable[int], depth_sources: Iterable[str]
         raise InputError(f"unknown rows {unknown}: choose from {[r.name for r in ROWS]}")
     if profile not in PROFILES:
         raise InputError(f"unknown profile {profile!r}: choose from {sorted(PROFILES)}")
-    bad = [d for d in depth_sources if d not in DEPTH_SOURCES]
-    if bad:
-        raise InputError(f"unknown depth sources {bad}: choose from {list(DEPTH_SOURCES)}")
+    depth_sources = [parse_depth_source(d) for d in depth_sources]
     data_keys = sorted(k for k in PROFILES[profile] if k.split(".")[0] in ("data", "synth", "rasterize"))
     if data_keys:
         raise InputError(f"profile {profile!r} changes the data ({', '.join(data_keys)}): the study runs on the "
                          "pipeline's stores; run it with `dvc exp run -S ...` (docs/profiles.md)")
     if weights not in ("random", "imagenet"):  # imagenet: the train stage names the weights file it needs
         raise InputError(f"weights must be random or imagenet, not {weights!r}")
-    return [RunSpec(row, seed, depth, weights, profile) for depth in depth_sources for seed in seeds for row in rows]
+    pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    models = {d: bts_fingerprint(pipeline, n) if (n := bts_iterations(d)) is not None else "" for d in depth_sources}
+    return [RunSpec(row, seed, depth, weights, profile, models[depth])
+            for depth in depth_sources for seed in seeds for row in rows]
 
 
 def params_for(spec: RunSpec, base: Path = Path("params.yaml")) -> dict[str, Any]:
@@ -149,6 +204,14 @@ def _dotted(params: Mapping[str, Any], dotted: str) -> Any:
 def _fingerprint(params: Mapping[str, Any], keys: Iterable[str]) -> str:
     values = {key: _dotted(params, key) for key in keys}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def bts_fingerprint(params: Mapping[str, Any], iterations: int) -> str:
+    """What decides a BTS model the study trains or reuses: params.yaml's BTS settings, the pipeline's
+    seed and the iterations (a run's training seed never changes its depth)."""
+    return hashlib.sha256(json.dumps({"settings": {key: _dotted(params, key) for key in BTS_KEYS},
+                                      "seed": params["seed"], "iterations": iterations},
+                                     sort_keys=True).encode()).hexdigest()[:12]
 
 
 def feature_fingerprint(params: Mapping[str, Any]) -> str:
@@ -188,8 +251,6 @@ class Study:
     def check_pipeline(self, specs: list[RunSpec]) -> dict[str, str]:
         """The dvc.lock hashes of the pipeline outputs these runs read; refused when one is missing."""
         needed = [k for k in PIPELINE if k.startswith(("prepared", "depth", "features"))]
-        if any(s.depth_source == "bts" for s in specs):
-            needed.append("bts")
         if any(_needs_shape_prior(s) for s in specs):
             needed += ["shape_ae", "codebook"]
         missing = [PIPELINE[k] for k in needed if not Path(PIPELINE[k]).exists()]
@@ -205,22 +266,62 @@ class Study:
         path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
         return path, params
 
-    def depth_stores(self, spec: RunSpec, params_path: Path) -> dict[str, Path]:
+    def bts_model(self, spec: RunSpec, params_path: Path) -> Path:
+        """The BTS checkpoint of a `bts:N` source: the pipeline's when its settings and length are
+        params.yaml's, else one trained once by `daisnet train-depth` (with the pipeline's seed)."""
+        pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+        own = bts_fingerprint(pipeline, int(pipeline["depth"]["train"]["iterations"]))
+        if spec.depth_model == own:
+            if not Path(PIPELINE["bts"]).exists():
+                raise InputError(f"the pipeline's BTS ({PIPELINE['bts']}) is missing: run `make repro` first")
+            return Path(PIPELINE["bts"])
+        folder = self.work / f"bts-{spec.depth_model}"
+        checkpoint = folder / "bts.pt"
+        if not checkpoint.exists():  # written atomically: there means complete
+            self.echo(f"study: BTS for {spec.depth_source} -> {checkpoint}")
+            self.daisnet("train-depth", PIPELINE["prepared_train"], PIPELINE["prepared_val"], str(checkpoint),
+                         "--metrics", str(folder / "depth.json"), "--params", str(params_path),
+                         "--iterations", str(bts_iterations(spec.depth_source)), "--seed", str(pipeline["seed"]))
+        return checkpoint
+
+    def depth_stores(self, spec: RunSpec, params_path: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+        """The run's depth stores (computed once per source) and, for BTS, the model they came from."""
         if spec.depth_source == "ground_truth":
-            return {s: Path(PIPELINE[f"depth_{s}"]) for s in ("train", "val")}
-        stores = {s: self.work / "depth-bts" / f"{s}.zarr" for s in ("train", "val")}
+            return {s: Path(PIPELINE[f"depth_{s}"]) for s in ("train", "val")}, {}
+        model: dict[str, Any] = {}
+        extra: list[str] = []
+        if bts_iterations(spec.depth_source) is not None:
+            checkpoint = self.bts_model(spec, params_path)
+            folder = self.work / f"depth-bts-{spec.depth_model}"
+            model = {"fingerprint": spec.depth_model, "checkpoint": str(checkpoint), "sha256": sha256_file(checkpoint)}
+            extra = ["--checkpoint", str(checkpoint)]
+        else:
+            folder = self.work / f"depth-{spec.depth_source.replace(':', '-')}"
+        stores = {s: folder / f"{s}.zarr" for s in ("train", "val")}
         for split, store in stores.items():
             if not (store / "zarr.json").exists():  # stores are moved in complete: this means done
-                self.echo(f"study: BTS depth of the {split} split -> {store}")
-                self.daisnet("depth", PIPELINE[f"prepared_{split}"], str(store), "--params", str(params_path))
-        return stores
+                self.echo(f"study: {spec.depth_source} depth of the {split} split -> {store}")
+                self.daisnet("depth", PIPELINE[f"prepared_{split}"], str(store), "--params", str(params_path), *extra)
+        return stores, model
+
+    def depth_quality(self, spec: RunSpec, stores: dict[str, Path]) -> dict[str, float]:
+        """abs rel, delta<1.25, RMSE and the normal-angle error of the run's val depth (cached beside it)."""
+        if spec.depth_source == "ground_truth":
+            return dict(GROUND_TRUTH_QUALITY)
+        cached = stores["val"].parent / "quality.json"
+        if not cached.exists():
+            from daisnet.depth.store import score_depth_store
+
+            scores = score_depth_store(stores["val"], PIPELINE["prepared_val"])
+            cached.write_text(json.dumps({k: round(scores[k], 4) for k in GROUND_TRUTH_QUALITY}, indent=2) + "\n")
+        return json.loads(cached.read_text())
 
     def feature_stores(self, params: Mapping[str, Any], params_path: Path, depth: dict[str, Path],
                        spec: RunSpec) -> dict[str, Path]:
         pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
         if spec.depth_source == "ground_truth" and feature_fingerprint(params) == feature_fingerprint(pipeline):
             return {s: Path(PIPELINE[f"features_{s}"]) for s in ("train", "val")}
-        folder = self.work / f"features-{spec.depth_source}-{feature_fingerprint(params)}"
+        folder = self.work / f"features-{depth['train'].parent.name}-{feature_fingerprint(params)}"
         stores = {s: folder / f"{s}.zarr" for s in ("train", "val")}
         if not all((s / "zarr.json").exists() for s in stores.values()):
             self.echo(f"study: features for {spec.row} -> {folder}")
@@ -237,7 +338,7 @@ class Study:
         pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
         if spec.depth_source == "ground_truth" and shape_fingerprint(params) == shape_fingerprint(pipeline):
             return Path(PIPELINE["shape_ae"]), Path(PIPELINE["codebook"])
-        folder = self.work / f"shape-{spec.depth_source}-{shape_fingerprint(params)}"
+        folder = self.work / f"shape-{depth['train'].parent.name}-{shape_fingerprint(params)}"
         autoencoder, codebook = folder / "shape_ae.pt", folder / "codebook.npz"
         seed = str(pipeline["seed"])
         val = ["--val-prepared", PIPELINE["prepared_val"], "--val-depth", str(depth["val"])]
@@ -255,7 +356,8 @@ class Study:
     def run_one(self, spec: RunSpec, data: dict[str, str]) -> dict[str, Any]:
         folder = self.work / "runs" / spec.name
         params_path, params = self.params_file(spec, folder)
-        depth = self.depth_stores(spec, params_path)
+        depth, depth_model = self.depth_stores(spec, params_path)
+        quality = self.depth_quality(spec, depth)
         features = self.feature_stores(params, params_path, depth, spec)
         shape = self.shape_models(params, params_path, depth, spec) if _needs_shape_prior(spec) else None
         model = folder / "model.pt"
@@ -274,7 +376,10 @@ class Study:
         metrics = json.loads((folder / "eval" / "metrics.json").read_text())
         # The pipeline outputs this run read (its own depth or features stores derive from them).
         used_keys = ["prepared_train", "prepared_val"]
-        used_keys += ["bts"] if spec.depth_source == "bts" else ["depth_train", "depth_val"]
+        if spec.depth_source == "ground_truth":
+            used_keys += ["depth_train", "depth_val"]
+        elif depth_model.get("checkpoint") == PIPELINE["bts"]:
+            used_keys += ["bts"]
         if features["train"] == Path(PIPELINE["features_train"]):
             used_keys += ["features_train", "features_val"]
         if shape and shape[0] == Path(PIPELINE["shape_ae"]):
@@ -287,6 +392,7 @@ class Study:
             "train_seconds": round(float(summary.get("train_seconds", train_seconds)), 1),
             "eval_seconds": round(eval_seconds, 1), "commit": git_commit(), "data": used,
             "features": {"fingerprint": feature_fingerprint(params), "stores": [str(features["train"]), str(features["val"])]},
+            "depth_quality": quality, **({"depth_model": depth_model} if depth_model else {}),
             **({"shape": {"fingerprint": shape_fingerprint(params), "models": [str(shape[0]), str(shape[1])]}}
                if shape else {}),
         }
