@@ -14,7 +14,8 @@ import zarr
 
 from daisnet.depth.degrade import degrade_depth
 from daisnet.depth.metrics import DepthMetrics, normal_angle_error
-from daisnet.depth.store import score_depth_store, write_depth_store
+from daisnet.depth.metrics import score_depth_store
+from daisnet.depth.store import write_depth_store
 from daisnet.errors import InputError
 from daisnet.params import load_params
 from daisnet.pipeline.depth_quality import Point, break_even, depth_quality_section, quality_points

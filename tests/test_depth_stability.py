@@ -1,10 +1,13 @@
-"""BTS at the default settings trains to a finite loss under small perturbations (slow: ~8 minutes).
+"""BTS at the default settings trains to a finite loss under small perturbations (slow: ~12 minutes).
 
 Once, `train_depth` at params.yaml's settings went to NaN at iteration 29 on a machine whose input
 bytes differed from ours in a few pixels (docs/depth.md). Training on the edge of stability is not
 reproducible, so this test perturbs what a fresh machine could: the seed (0-4) and the images
 (+-1 uint8 noise, a new draw per seed). Every run must end finite and reach val abs rel at most half
-of the per-pixel-mean baseline's, on the default synthetic dataset rendered here.
+of the per-pixel-mean baseline's, on the default synthetic dataset rendered here. Seed 0 runs the
+default schedule whole; the perturbed runs stop at 200 iterations: the divergence came in the first
+50 steps after the warm-up, at peak lr, which a 200-iteration schedule keeps (and 5 full runs would
+cost CI 25 minutes).
 """
 
 from __future__ import annotations
@@ -56,7 +59,9 @@ def with_uint8_noise(store: Path, out: Path, seed: int) -> Path:
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_default_bts_training_is_stable(default_data: dict[str, Path], tmp_path: Path, seed: int) -> None:
-    config = replace(depth_train_config(load_params(ROOT / "params.yaml")), seed=seed)
+    config = replace(depth_train_config(load_params(ROOT / "params.yaml")), seed=seed, train_eval_images=0)
+    if seed:
+        config = replace(config, iterations=min(config.iterations, 200))
     # seed 0 on the exact images is the default run itself; the others also perturb the pixels
     train = default_data["train"] if seed == 0 else with_uint8_noise(default_data["train"], tmp_path / "noisy.zarr", seed)
     metrics = train_bts(train, default_data["val"], tmp_path / "bts.pt", None, config, log=lambda _: None)

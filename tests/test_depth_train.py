@@ -36,7 +36,10 @@ def trained(tiny_pipeline: dict[str, Path], tmp_path_factory: pytest.TempPathFac
 def test_train_writes_checkpoint_and_metrics(trained: dict) -> None:
     on_disk = json.loads(trained["json"].read_text())
     assert on_disk == json.loads(json.dumps(trained["metrics"]))
-    assert set(on_disk["val"]) == set(METRIC_NAMES) == set(on_disk["baseline_pixel_mean"])
+    assert set(on_disk["val"]) == {*METRIC_NAMES, "normal_angle"} == set(on_disk["baseline_pixel_mean"])
+    assert set(on_disk["train"]) == set(on_disk["val"]) and on_disk["train_images_scored"] == 6  # the tiny train split
+    assert on_disk["train_val_abs_rel_ratio"] == pytest.approx(on_disk["val"]["abs_rel"] / on_disk["train"]["abs_rel"],
+                                                               abs=1e-3)
     assert on_disk["iterations"] == 2 and on_disk["val_images"] == 3
     assert len(trained["logs"]) == 2 and "silog loss" in trained["logs"][0]
     model, info = load_bts(trained["checkpoint"])
@@ -45,6 +48,18 @@ def test_train_writes_checkpoint_and_metrics(trained: dict) -> None:
     # the focal reference is the training camera's focal at the training scale: factor 1 there
     focal = float(zarr.open_group(str(trained["train"]), mode="r")["focal"][0])
     assert model.config.focal_reference == pytest.approx(focal * 0.5, rel=1e-4)
+
+
+def test_curve_scores_val_during_training_without_counting_it(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    metrics = train_bts(tiny_pipeline["train"], tiny_pipeline["val"], tmp_path / "bts.pt", tmp_path / "depth.json",
+                        replace(TINY, iterations=4, eval_every=2, train_eval_images=0), log=lambda _: None)
+    assert [point["iteration"] for point in metrics["curve"]] == [2]  # the last iteration is the final score
+    assert set(metrics["curve"][0]) == {"iteration", "train_seconds", "abs_rel", "delta1", "rmse", "normal_angle"}
+    assert metrics["curve"][0]["train_seconds"] <= metrics["train_seconds"]
+    on_disk = json.loads((tmp_path / "depth.json").read_text())
+    assert "curve" not in on_disk and on_disk["train"] == {}  # a list is no metric; no train images asked
 
 
 def test_depth_stage_bts_source(trained: dict, tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:

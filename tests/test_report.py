@@ -39,7 +39,7 @@ def record(row: str, seed: int, ap: float, depth: str = "ground_truth", visible:
 
 FIXTURE = [record("R", 0, 17.0), record("R", 1, 18.0), record("R+D", 0, 21.0), record("R+D", 1, 22.5),
            record("D", 0, 18.5), record("D", 1, 16.0), record("R+O", 0, 15.0), record("R+O", 1, 16.0),
-           record("R+D", 0, 19.5, "bts"), record("R+D", 1, 20.0, "bts")]
+           record("R+D", 0, 19.5, "bts:200"), record("R+D", 1, 20.0, "bts:200")]
 
 
 def test_verdicts_follow_the_written_rule():
@@ -122,7 +122,7 @@ def test_the_committed_report_is_what_daisnet_report_rebuilds_from_the_committed
     result = subprocess.run([sys.executable, "-m", "daisnet.pipeline.cli", "report"], cwd=tmp_path,
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr
-    for name in ("ablation.md", "ablation.png"):
+    for name in ("ablation.md", "ablation.png", "ablation_depth_quality.png"):
         assert (tmp_path / "reports" / name).read_bytes() == (REPO / "reports" / name).read_bytes(), name
 
 
@@ -139,12 +139,12 @@ def test_seeds_owed_follow_the_study_rule():
     # D's range (16.0-18.5) overlaps R's (17.0-18.0): both rows of that claim owe a third seed.
     assert owed[("ground_truth", "D")] == 3 and owed[("ground_truth", "R")] == 3
     # R+D vs R and R+O vs R are separated with 2 seeds: nothing owed; R+D with BTS too (vs R's runs).
-    assert not {("ground_truth", "R+D"), ("ground_truth", "R+O"), ("bts", "R+D")} & set(owed)
-    assert owed[("ground_truth", "R+NL")] == 2 and owed[("bts", "R+DN+N")] == 2 and ("bts", "R") not in owed
+    assert not {("ground_truth", "R+D"), ("ground_truth", "R+O"), ("bts:200", "R+D")} & set(owed)
+    assert owed[("ground_truth", "R+NL")] == 2 and owed[("bts:200", "R+DN+N")] == 2 and ("bts:200", "R") not in owed
     commands = owed_commands(owed, [r.name for r in ROWS])
     assert commands[0].startswith("daisnet ablation --rows R+DN,D+N,N,R+N,") and commands[0].endswith("--seeds 0,1")
     assert commands[1] == "daisnet ablation --rows R,D --depth ground_truth --seeds 0,1,2"
-    assert commands[2] == "daisnet ablation --rows R+N,R+DN+N,R+O --depth bts --seeds 0,1"
+    assert commands[2] == "daisnet ablation --rows R+N,R+DN+N,R+O --depth bts:200 --seeds 0,1"
     # A row under 10 AP owes 3 seeds even when separated from R; once it has them, nothing is owed.
     low = [record("R", 0, 17.0), record("R", 1, 18.0), record("D+N", 0, 8.0), record("D+N", 1, 9.0)]
     assert seeds_owed(group(low))[("ground_truth", "D+N")] == 3
@@ -168,7 +168,7 @@ def test_the_plan_covers_the_study_and_refuses_what_it_cannot_run():
         plan(["R+X"], [0], ["ground_truth"], "ablation")
     with pytest.raises(InputError, match="changes the data"):
         plan(["R"], [0], ["ground_truth"], "gpu")
-    with pytest.raises(InputError, match="unknown depth sources"):
+    with pytest.raises(InputError, match="unknown depth source"):
         plan(["R"], [0], ["lidar"], "ablation")
 
 

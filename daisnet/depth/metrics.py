@@ -16,7 +16,12 @@ And one metric of ours, because the N and DN inputs see depth through its normal
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+
+from daisnet.errors import InputError
+from daisnet.stores import canvas_mask, image_sizes, open_store, reading, require_array
 
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog", "delta1", "delta2", "delta3")
 
@@ -141,3 +146,27 @@ class PixelMean:
             raise ValueError("no valid pixel was seen")
         overall = self._sums.sum() / self._counts.sum()
         return np.where(self._counts > 0, self._sums / np.maximum(self._counts, 1), overall).astype(np.float32)
+
+
+def score_depth_store(depth_path: str | Path, prepared_path: str | Path, max_depth: float = 80.0,
+                      normal_kernel: int = 5, normal_dz: float = 0.8, batch: int = 16) -> dict[str, float]:
+    """How good a depth store is: the Eigen metrics and the normal-angle error (`daisnet.depth.metrics`)
+    of its depth against the prepared store's ground truth (`depth_gt`), over every image."""
+    prepared = open_store(prepared_path)
+    if "depth_gt" not in prepared:
+        raise InputError("no ground-truth depth (`depth_gt`) to score depth against", path=prepared_path)
+    truth = require_array(prepared, prepared_path, "depth_gt", 3, "f")
+    depth = require_array(open_store(depth_path), depth_path, "depth", 3, "f")
+    if depth.shape != truth.shape:
+        raise InputError(f"depth {depth.shape} does not match the ground truth {truth.shape} of {prepared_path}",
+                         path=depth_path)
+    sizes = image_sizes(prepared, prepared_path, truth.shape[0], truth.shape[1:])
+    metrics = DepthMetrics(1e-3, max_depth, normal_kernel, normal_dz)
+    for start in range(0, truth.shape[0], batch):
+        stop = min(start + batch, truth.shape[0])
+        with reading(depth_path, "depth"):
+            pred = np.asarray(depth[start:stop])
+        with reading(prepared_path, "depth_gt"):
+            gt = np.asarray(truth[start:stop])
+        metrics.update(pred, gt, canvas_mask(sizes[start:stop], truth.shape[1:]))
+    return metrics.summary()

@@ -113,28 +113,3 @@ def write_depth_store(
     return {"images": int(count), "canvas": [height, width], "source": source,
             "depth_min": low if count else None, "depth_max": high if count else None}
 
-
-def score_depth_store(depth_path: str | Path, prepared_path: str | Path, max_depth: float = 80.0,
-                      normal_kernel: int = 5, normal_dz: float = 0.8, batch: int = 16) -> dict[str, float]:
-    """How good a depth store is: the Eigen metrics and the normal-angle error (`daisnet.depth.metrics`)
-    of its depth against the prepared store's ground truth (`depth_gt`), over every image."""
-    from daisnet.depth.metrics import DepthMetrics
-
-    prepared = open_store(prepared_path)
-    if "depth_gt" not in prepared:
-        raise InputError("no ground-truth depth (`depth_gt`) to score depth against", path=prepared_path)
-    truth = require_array(prepared, prepared_path, "depth_gt", 3, "f")
-    depth = require_array(open_store(depth_path), depth_path, "depth", 3, "f")
-    if depth.shape != truth.shape:
-        raise InputError(f"depth {depth.shape} does not match the ground truth {truth.shape} of {prepared_path}",
-                         path=depth_path)
-    sizes = image_sizes(prepared, prepared_path, truth.shape[0], truth.shape[1:])
-    metrics = DepthMetrics(1e-3, max_depth, normal_kernel, normal_dz)
-    for start in range(0, truth.shape[0], batch):
-        stop = min(start + batch, truth.shape[0])
-        with reading(depth_path, "depth"):
-            pred = np.asarray(depth[start:stop])
-        with reading(prepared_path, "depth_gt"):
-            gt = np.asarray(truth[start:stop])
-        metrics.update(pred, gt, canvas_mask(sizes[start:stop], truth.shape[1:]))
-    return metrics.summary()

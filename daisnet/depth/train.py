@@ -53,8 +53,8 @@ class DepthTrainConfig:
     encoder: str = "resnet18_bts"
     num_features: int | None = 128  # None: the official width for the encoder (512)
     max_depth: float = 80.0
-    iterations: int = 200
-    batch_size: int = 8
+    iterations: int = 650
+    batch_size: int = 4
     lr: float = 2e-3
     end_lr_factor: float = 0.1
     warmup: int = 50  # iterations of linear lr warm-up: AdamW's first steps from random weights are the largest
@@ -63,7 +63,7 @@ class DepthTrainConfig:
     plane_min_denominator: float | None = 0.1
     weight_decay: float = 1e-2
     bn_momentum: float = 0.1
-    input_scale: float = 0.25
+    input_scale: float = 0.5
     crop_width: int | None = None  # px at input scale; None: the full width
     augment: bool = True
     seed: int = 0
@@ -81,7 +81,7 @@ class DepthTrainConfig:
     normal_dz: float = 0.8
     # torch threads (0: torch's default). On a CPU shared with other work, one thread per process
     # is several times faster than two that wait for each other (measured: docs/depth.md).
-    threads: int = 1
+    threads: int = 2
     device: str = "auto"  # auto: the GPU when there is one
     # A BTS checkpoint (ours, or an official release file for `encoder`) to fine-tune from; None: random weights.
     init: str | None = None

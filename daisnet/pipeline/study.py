@@ -46,10 +46,11 @@ WORK = Path("data/cache/study")
 # trains it (`bts`) or at another length (`bts:ITERATIONS`, params.yaml's depth.train otherwise); the
 # ground truth with one controlled defect (`noise:SIGMA`, `resolution:FACTOR`, `scale:SIGMA`).
 DEPTH_SOURCES = ("ground_truth", "bts", "bts:ITERATIONS", *(f"{kind}:LEVEL" for kind in DEGRADATIONS))
-# What decides a BTS model's weights besides its iterations (threads, logging and evaluation do not).
+# What decides a BTS model's weights besides its iterations (logging and evaluation do not; the thread
+# count changes the last bits of a CPU run).
 BTS_KEYS = ("depth.encoder", "depth.max_depth", "depth.train.num_features", "depth.train.batch_size",
             "depth.train.lr", "depth.train.warmup", "depth.train.plane_min_denominator", "depth.train.input_scale",
-            "depth.train.crop_width", "depth.train.augment", "depth.train.init")
+            "depth.train.crop_width", "depth.train.augment", "depth.train.threads", "depth.train.init")
 
 
 def parse_depth_source(text: str, params: Mapping[str, Any] | None = None) -> str:
@@ -84,8 +85,16 @@ def degradation(source: str) -> tuple[str, float] | None:
 
 
 def bts_iterations(source: str) -> int | None:
+    """N of `bts:N`; None for other sources and for a bare `bts` (params.yaml's length)."""
     kind, _, level = source.partition(":")
-    return int(level) if kind == "bts" else None
+    return int(level) if kind == "bts" and level else None
+
+
+def depth_tag(source: str, depth_folder: Path) -> str:
+    """The name the study's derived stores (features, shape models) carry for a run's depth."""
+    return "ground_truth" if source == "ground_truth" else depth_folder.name.removeprefix("depth-")
+
+
 # The pipeline's outputs a run reads, by their dvc.lock paths.
 PIPELINE = {"prepared_train": "data/prepared/train.zarr", "prepared_val": "data/prepared/val.zarr",
             "depth_train": "data/depth/train.zarr", "depth_val": "data/depth/val.zarr",
@@ -310,7 +319,7 @@ class Study:
             return dict(GROUND_TRUTH_QUALITY)
         cached = stores["val"].parent / "quality.json"
         if not cached.exists():
-            from daisnet.depth.store import score_depth_store
+            from daisnet.depth.metrics import score_depth_store
 
             scores = score_depth_store(stores["val"], PIPELINE["prepared_val"])
             cached.write_text(json.dumps({k: round(scores[k], 4) for k in GROUND_TRUTH_QUALITY}, indent=2) + "\n")
@@ -321,7 +330,8 @@ class Study:
         pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
         if spec.depth_source == "ground_truth" and feature_fingerprint(params) == feature_fingerprint(pipeline):
             return {s: Path(PIPELINE[f"features_{s}"]) for s in ("train", "val")}
-        folder = self.work / f"features-{depth['train'].parent.name}-{feature_fingerprint(params)}"
+        tag = depth_tag(spec.depth_source, depth["train"].parent)
+        folder = self.work / f"features-{tag}-{feature_fingerprint(params)}"
         stores = {s: folder / f"{s}.zarr" for s in ("train", "val")}
         if not all((s / "zarr.json").exists() for s in stores.values()):
             self.echo(f"study: features for {spec.row} -> {folder}")
@@ -338,7 +348,8 @@ class Study:
         pipeline = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
         if spec.depth_source == "ground_truth" and shape_fingerprint(params) == shape_fingerprint(pipeline):
             return Path(PIPELINE["shape_ae"]), Path(PIPELINE["codebook"])
-        folder = self.work / f"shape-{depth['train'].parent.name}-{shape_fingerprint(params)}"
+        tag = depth_tag(spec.depth_source, depth["train"].parent)
+        folder = self.work / f"shape-{tag}-{shape_fingerprint(params)}"
         autoencoder, codebook = folder / "shape_ae.pt", folder / "codebook.npz"
         seed = str(pipeline["seed"])
         val = ["--val-prepared", PIPELINE["prepared_val"], "--val-depth", str(depth["val"])]
