@@ -100,6 +100,7 @@ class DepthTrain(Section):
     warmup: NonNegative
     plane_min_denominator: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None
     input_scale: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+    upsample: Literal["bilinear", "guided"]
     crop_width: Annotated[int, Field(ge=32)] | None
     augment: bool
     threads: NonNegative

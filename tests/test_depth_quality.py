@@ -215,3 +215,57 @@ def test_report_has_the_section_and_chart_and_rebuilds_byte_for_byte(tmp_path: P
     assert "ablation_depth_quality.png" in out.read_text()
     write_report(json.loads(json.dumps(records)), out, chart, "runs.jsonl")
     assert (out.read_bytes(), quality_chart.read_bytes()) == first
+
+
+# -- guided up-sampling ------------------------------------------------------------------------------
+
+def test_guided_upsampling_keeps_flat_depth_and_sharpens_an_edge_the_image_shows() -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from daisnet.depth.upsample import guided_upsample
+
+    flat = torch.full((1, 1, 12, 16), 20.0)
+    image = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(guided_upsample(flat, image), torch.full((1, 1, 48, 64), 20.0), rtol=1e-5)
+    # a near object (10 m) in front of a far wall (40 m), dark against bright, its edge off the coarse grid
+    truth = torch.full((1, 1, 48, 64), 40.0)
+    truth[..., :, :30] = 10.0
+    image = torch.where(truth < 20, 0.2, 0.8).expand(1, 3, 48, 64)
+    low = F.interpolate(truth, size=(12, 16), mode="area")
+    bilinear = F.interpolate(low, size=(48, 64), mode="bilinear", align_corners=False)
+    guided = guided_upsample(low, image)
+    def error(d: torch.Tensor) -> float:
+        return float(((d - truth).abs() / truth).mean())
+    assert error(guided) < 0.5 * error(bilinear)
+
+
+def test_bts_predicts_with_the_upsampling_its_config_names() -> None:
+    import torch
+
+    from daisnet.depth.bts import BtsConfig, BtsModel
+    from daisnet.depth.infer import predict_depth
+
+    with pytest.raises(ValueError, match="upsample must be one of"):
+        BtsConfig(num_features=32, upsample="nearest")
+    torch.manual_seed(0)
+    model = BtsModel(BtsConfig(num_features=32, input_scale=0.5, focal_reference=None, plane_min_denominator=0.1))
+    images = np.random.default_rng(0).integers(0, 255, (1, 64, 96, 3), dtype=np.uint8)
+    bilinear = predict_depth(model, images, 100.0)
+    guided_model = BtsModel(BtsConfig(num_features=32, input_scale=0.5, focal_reference=None,
+                                      plane_min_denominator=0.1, upsample="guided"))
+    guided_model.load_state_dict(model.state_dict())
+    guided = predict_depth(guided_model, images, 100.0)
+    assert guided.shape == bilinear.shape == (1, 64, 96) and (guided > 0).all()
+    assert not np.allclose(guided, bilinear)
+
+
+def test_runs_of_two_bts_models_under_one_source_name_are_never_averaged() -> None:
+    from daisnet.pipeline.report import group, separate_depth_models
+
+    runs = [_record("R+N", "bts:650", s, ap) for s, ap in ((0, 20.0), (1, 21.0), (2, 30.0))]
+    for run, fingerprint in zip(runs, ("aaaaaa111111", "aaaaaa111111", "bbbbbb222222")):
+        run["depth_model"] = {"fingerprint": fingerprint}
+    stats = group(separate_depth_models(runs))
+    assert {key[1]: row.n for key, row in stats.items()} == {"bts:650@aaaaaa": 2, "bts:650@bbbbbb": 1}
+    assert separate_depth_models(runs[:2]) == runs[:2]  # one model: the plain name

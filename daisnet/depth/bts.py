@@ -33,6 +33,7 @@ OFFICIAL_ENCODERS = ("resnet50_bts", "densenet161_bts")
 # Decoder width when none is given: the release's 512 for its encoders, narrower for the CPU ones.
 DEFAULT_NUM_FEATURES = {"resnet18_bts": 128, "resnet34_bts": 256, "resnet50_bts": 512, "densenet161_bts": 512}
 
+UPSAMPLING = ("bilinear", "guided")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -53,6 +54,9 @@ class BtsConfig:
     # released (official checkpoints); our training sets it so that no plane seen edge-on can
     # produce an unbounded depth.
     plane_min_denominator: float | None = None
+    # How a prediction made at input_scale < 1 returns to the image's size: bilinear, or guided by the
+    # image (the fast guided filter, `daisnet.depth.upsample`: sharper object edges, docs/depth.md).
+    upsample: str = "bilinear"
 
     def __post_init__(self) -> None:
         if self.encoder not in ENCODERS:
@@ -63,6 +67,8 @@ class BtsConfig:
             raise ValueError(f"input_scale must be in (0, 1], got {self.input_scale}")
         if self.plane_min_denominator is not None and not 0 < self.plane_min_denominator <= 1:
             raise ValueError(f"plane_min_denominator must be in (0, 1], got {self.plane_min_denominator}")
+        if self.upsample not in UPSAMPLING:
+            raise ValueError(f"upsample must be one of {UPSAMPLING}, got {self.upsample!r}")
         if self.num_features is None:
             object.__setattr__(self, "num_features", DEFAULT_NUM_FEATURES[self.encoder])
 

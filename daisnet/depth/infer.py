@@ -9,7 +9,7 @@ padding of the prepared store never reaches the network as image content; depth 
 image's true size is 0 (no image there).
 
 `input_scale` < 1 (CPU profiles) resizes each image before the network and the depth back to the
-true size after it (bilinear); the focal length given to the network is scaled with the image, as in
+true size after it (bilinear, or guided by the image when the model's `upsample` is "guided"); the focal length given to the network is scaled with the image, as in
 training (`daisnet.depth.train`).
 """
 
@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from daisnet.depth.bts import BtsModel, normalize_images
+from daisnet.depth.upsample import guided_upsample
 
 
 def _ceil32(n: int) -> int:
@@ -53,6 +54,8 @@ def predict_depth(
     None uses the model's own (`BtsConfig.input_scale`, stored in our checkpoints). The caller bounds
     memory by the batch it passes. The model is used in eval mode.
     """
+    if isinstance(images, np.ndarray) and not images.flags.writeable:
+        images = images.copy()  # a read-only array (a decoded PNG, a Zarr block) would make torch warn
     images_t = torch.as_tensor(images)
     if images_t.dtype != torch.uint8 or images_t.ndim != 4 or images_t.shape[-1] != 3:
         raise ValueError(f"expected uint8 images (B, H, W, 3), got {images_t.dtype} {tuple(images_t.shape)}")
@@ -87,7 +90,9 @@ def predict_depth(
     out = np.zeros((b, canvas_h, canvas_w), dtype=np.float32)
     for i, ((h, w), (nh, nw)) in enumerate(zip(sizes, net_sizes)):
         d = depth[i : i + 1, :, :nh, :nw]
-        if input_scale != 1:
+        if input_scale != 1 and model.config.upsample == "guided":
+            d = guided_upsample(d, x[i : i + 1, :, :h, :w])
+        elif input_scale != 1:
             d = F.interpolate(d, size=(int(h), int(w)), mode="bilinear", align_corners=False)
         out[i, :h, :w] = d[0, 0].numpy()
     return out

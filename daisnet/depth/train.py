@@ -64,6 +64,7 @@ class DepthTrainConfig:
     weight_decay: float = 1e-2
     bn_momentum: float = 0.1
     input_scale: float = 0.5
+    upsample: str = "guided"  # bilinear | guided: how predictions at input_scale < 1 return to full size
     crop_width: int | None = None  # px at input scale; None: the full width
     augment: bool = True
     seed: int = 0
@@ -250,13 +251,14 @@ def initial_model(config: DepthTrainConfig, focal_reference: float) -> tuple[Bts
     if config.init is None:
         return BtsModel(BtsConfig(encoder=config.encoder, max_depth=config.max_depth, num_features=config.num_features,
                                   focal_reference=focal_reference, bn_momentum=config.bn_momentum,
-                                  input_scale=config.input_scale,
+                                  input_scale=config.input_scale, upsample=config.upsample,
                                   plane_min_denominator=config.plane_min_denominator)), None
     from daisnet.depth.checkpoint import load_bts
 
     expected = BtsConfig(encoder=config.encoder, max_depth=config.max_depth, num_features=config.num_features)
     loaded, info = load_bts(config.init, expected)
-    model = BtsModel(replace(loaded.config, input_scale=config.input_scale, bn_momentum=config.bn_momentum))
+    model = BtsModel(replace(loaded.config, input_scale=config.input_scale, bn_momentum=config.bn_momentum,
+                             upsample=config.upsample))
     model.load_state_dict(loaded.state_dict())
     return model, {"path": str(config.init), "sha256": info["sha256"], "format": info["format"]}
 

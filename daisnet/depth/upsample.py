@@ -24,9 +24,10 @@ def guided_upsample(depth: torch.Tensor, image: torch.Tensor, radius: int = 2, e
     """Up-sample depth (B, 1, h, w) in metres to the size of `image` (B, 3, H, W) in [0, 1], guided by
     the image's luminance: (B, 1, H, W) metres."""
     size = tuple(image.shape[-2:])
-    luminance = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]).float()
+    # float64: the window statistics are differences of means (E[IP] - E[I]E[P]), which cancel in float32
+    luminance = (0.299 * image[:, 0:1] + 0.587 * image[:, 1:2] + 0.114 * image[:, 2:3]).double()
     guide = F.interpolate(luminance, size=tuple(depth.shape[-2:]), mode="area")
-    log_depth = depth.float().clamp_min(1e-3).log()
+    log_depth = depth.double().clamp_min(1e-3).log()
     mean_i, mean_p = _box(guide, radius), _box(log_depth, radius)
     cov = _box(guide * log_depth, radius) - mean_i * mean_p
     var = _box(guide * guide, radius) - mean_i * mean_i
@@ -34,4 +35,4 @@ def guided_upsample(depth: torch.Tensor, image: torch.Tensor, radius: int = 2, e
     b = mean_p - a * mean_i
     a_up = F.interpolate(_box(a, radius), size=size, mode="bilinear", align_corners=False)
     b_up = F.interpolate(_box(b, radius), size=size, mode="bilinear", align_corners=False)
-    return (a_up * luminance + b_up).exp()
+    return (a_up * luminance + b_up).exp().to(depth.dtype)

@@ -402,7 +402,8 @@ def _with_shared_baseline(stats: Mapping[tuple[str, str, str], RowStats]) -> dic
 
 def bts_sources(stats: Mapping[tuple[str, str, str], RowStats]) -> list[str]:
     """The BTS depth sources with runs (`bts:N`), shortest training first."""
-    return sorted({key[1] for key in stats if key[1].startswith("bts:")}, key=lambda s: (int(s.split(":")[1]), s))
+    return sorted({key[1] for key in stats if key[1].startswith("bts:")},
+                  key=lambda s: (int(s.split(":")[1].split("@")[0]), s))
 
 
 def bts_description(records: Sequence[Mapping[str, Any]], source: str) -> str:
@@ -452,12 +453,29 @@ def draw_chart(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], p
         image.save(tmp, format="PNG")
 
 
+def separate_depth_models(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records, with a depth source whose runs used two or more different depth models (a BTS
+    retrained with other settings under the same `bts:N`) named apart, `bts:N@<fingerprint>`: runs of
+    different models are never averaged."""
+    models: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        models[record["depth_source"]].add((record.get("depth_model") or {}).get("fingerprint", ""))
+    mixed = {source for source, fingerprints in models.items() if len(fingerprints) > 1}
+
+    def named(record: Mapping[str, Any]) -> Mapping[str, Any]:
+        fingerprint = (record.get("depth_model") or {}).get("fingerprint", "")[:6] or "none"
+        return {**record, "depth_source": f"{record['depth_source']}@{fingerprint}"}
+
+    return [named(r) if r["depth_source"] in mixed else r for r in records]
+
+
 def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | None, runs_file: str,
                  paper: Mapping[str, Any] | None = None) -> None:
     """The report and its chart, each landing whole or not at all (the report is built before either is written)."""
     if chart is not None and out.resolve() == chart.resolve():
         raise InputError("the report and the chart are the same file: give `--chart` another path", path=out)
     paper = paper or load_paper_table()
+    records = separate_depth_models(records)
     link = None if chart is None else (chart.name if chart.parent == out.parent else str(chart))
     # The depth-quality chart sits beside the main one: ablation.png -> ablation_depth_quality.png
     quality = None if chart is None or not quality_points(records) else chart.with_name(

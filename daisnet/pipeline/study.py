@@ -50,7 +50,7 @@ DEPTH_SOURCES = ("ground_truth", "bts", "bts:ITERATIONS", *(f"{kind}:LEVEL" for 
 # count changes the last bits of a CPU run).
 BTS_KEYS = ("depth.encoder", "depth.max_depth", "depth.train.num_features", "depth.train.batch_size",
             "depth.train.lr", "depth.train.warmup", "depth.train.plane_min_denominator", "depth.train.input_scale",
-            "depth.train.crop_width", "depth.train.augment", "depth.train.threads", "depth.train.init")
+            "depth.train.upsample", "depth.train.crop_width", "depth.train.augment", "depth.train.threads", "depth.train.init")
 
 
 def parse_depth_source(text: str, params: Mapping[str, Any] | None = None) -> str:
