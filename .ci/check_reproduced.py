@@ -4,8 +4,10 @@
    records: their outputs' hashes are compared, and `dvc status` of every stage upstream of `train`,
    run against the committed dvc.lock, reports no change. One exception, by rule: a metrics file
    (JSON) may differ in its timings (keys ending in `_seconds`) and nothing else.
-2. The evaluate stage's amodal AP is within `--ap-tolerance` (1.0) of the committed
-   reports/eval/metrics.json.
+2. The evaluate stage's amodal AP is within `--ap-tolerance` (2.5) of the committed
+   reports/eval/metrics.json: DAISnet's training is not bit-reproducible across CPUs, and two hosts of
+   this machine kind gave 35.66 and 33.54 from the same inputs and code (the seeds' own spread:
+   32.49-35.66; docs/reproducibility.md).
 
 The committed versions are read from git (`HEAD`), since `dvc repro` rewrites dvc.lock and the
 metrics in the work tree. Exit status 1 with one line per failed check; 0 when all hold.
@@ -88,7 +90,7 @@ def real_changes(status: dict, rev: str) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rev", default="HEAD", help="the commit whose dvc.lock and metrics to reproduce")
-    parser.add_argument("--ap-tolerance", type=float, default=1.0, help="allowed |amodal AP - committed|")
+    parser.add_argument("--ap-tolerance", type=float, default=2.5, help="allowed |amodal AP - committed|")
     args = parser.parse_args()
 
     failures: list[str] = []

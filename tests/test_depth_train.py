@@ -97,7 +97,8 @@ def test_train_config_comes_from_params_yaml() -> None:
     from daisnet.params import load_params
 
     config = depth_train_config(load_params("params.yaml", {"depth.train.iterations": 5}))
-    assert config.iterations == 5 and config.input_scale == 0.25 and config.encoder == "resnet18_bts"
+    assert config.iterations == 5 and config.input_scale == 0.5 and config.encoder == "resnet18_bts"
+    assert config.upsample == "guided" and config.threads == 2
 
 
 def test_cli_bad_checkpoint_is_one_line_and_exit_2(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
