@@ -14,6 +14,7 @@ settings already there, so the grid continues where it stopped. One thread per r
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from dataclasses import asdict, replace
@@ -24,8 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiment_runs import ROOT, append, finished  # noqa: E402
 
 from daisnet.depth.train import DepthTrainConfig, train_bts  # noqa: E402
-
-import os  # noqa: E402
 
 RESULTS = Path(os.environ.get("DAISNET_EXP_RESULTS", ROOT / "reports" / "experiments" / "depth_quality.jsonl"))
 TRAIN, VAL = ROOT / "data" / "prepared" / "train.zarr", ROOT / "data" / "prepared" / "val.zarr"

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw
 
 from daisnet.atomic import atomic_output
 
-BASELINE = "R"
+BASELINE = "R"  # the row every gain is measured against (the report's baseline too)
 QUALITY_ROWS = ("R+D", "R+N", "R+DN+N")  # the rows whose gain over R the section puts against depth quality
 GROUND_TRUTH_QUALITY = {"abs_rel": 0.0, "delta1": 1.0, "rmse": 0.0, "normal_angle": 0.0}
 FAMILIES = ("ground_truth", "bts", "resolution", "noise", "scale")

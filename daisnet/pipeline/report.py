@@ -24,11 +24,10 @@ from daisnet.atomic import atomic_output
 from daisnet.errors import InputError
 from daisnet.evaluate.metrics import OCCLUSION_BUCKETS
 from daisnet.pipeline.ablation import ROWS
-from daisnet.pipeline.depth_quality import depth_quality_section, draw_quality_chart, quality_points
+from daisnet.pipeline.depth_quality import BASELINE, depth_quality_section, draw_quality_chart, quality_points
 
 PAPER_TABLE = Path(__file__).with_name("paper_table1.json")
 DEFAULT_ROW = "R+DN+N"  # the pipeline's default inputs (params.yaml model.inputs)
-BASELINE = "R"
 
 
 def load_paper_table(path: Path = PAPER_TABLE) -> dict[str, Any]:
