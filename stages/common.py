@@ -37,10 +37,47 @@ def validation_pair(prepared: Path | None, depth: Path | None) -> tuple[Path, Pa
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """A stage's metrics file, written whole or not at all."""
+    """A stage's JSON file, written whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2))
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+TimingsFile = Annotated[Path | None, typer.Option(
+    "--timings", help="Write the wall times (JSON) here, apart from the results: dvc.yaml puts them in logs/timings/, "
+                      "which git ignores, so a re-run that moves no result leaves git clean.")]
+
+
+def split_timings(report: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float]]:
+    """(the report without its wall times, the wall times): every top-level `*_seconds` key."""
+    timings = {k: v for k, v in report.items() if k.endswith("_seconds")}
+    return {k: v for k, v in report.items() if k not in timings}, timings
+
+
+def write_timings(path: Path | None, timings: dict[str, float | int]) -> None:
+    """How a run went (wall times, where a resumed run started), where no DVC hash or git diff sees
+    it: a re-run that moves no result must leave git clean (docs/metrics.md)."""
+    if path is not None:
+        write_json(path, {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
+
+
+def pick(report: dict[str, Any], keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The registered numbers of a report: {section: {key: value}} for the sections and keys present."""
+    return {section: {k: report[section][k] for k in names if k in report[section]}
+            for section, names in keys.items() if report.get(section)}
+
+
+def drop(report: dict[str, Any], keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """The report without `pick`'s numbers (they are in the metrics file): its details."""
+    out = {}
+    for section, value in report.items():
+        if section in keys and isinstance(value, dict):
+            rest = {k: v for k, v in value.items() if k not in keys[section]}
+            if rest:
+                out[section] = rest
+        else:
+            out[section] = value
+    return out
 
 
 def run(command: Callable[..., None]) -> None:

@@ -267,17 +267,17 @@ def train_bts(
     train_path: str | Path,
     val_path: str | Path,
     checkpoint_path: str | Path,
-    metrics_path: str | Path | None,
     config: DepthTrainConfig,
     *,
     progress: bool = False,
     log: Any = None,
 ) -> dict[str, Any]:
-    """Train BTS on `train_path`'s ground-truth depth; write the checkpoint and val metrics (JSON).
+    """Train BTS on `train_path`'s ground-truth depth; write the checkpoint.
 
-    Returns the metrics dict: `val` (the network), `baseline` (per-pixel train mean), timings.
+    Returns the report: `val` and `train` metrics of the network, `baseline_pixel_mean` (per-pixel
+    train mean), counts, `*_seconds` timings and, with `eval_every`, the val `curve`.
     """
-    refuse_overlap([checkpoint_path, metrics_path], [train_path, val_path])
+    refuse_overlap([checkpoint_path], [train_path, val_path])
     if log is None:  # flushed: DVC and CI read the lines through a pipe
         def log(line: str) -> None:
             print(line, flush=True)
@@ -365,9 +365,5 @@ def train_bts(
     untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
     save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": untimed, "train_store": str(train_path),
                                       **({"init": init} if init else {})})
-    if metrics_path is not None:
-        with atomic_output(metrics_path) as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    # The curve is returned, not written to the metrics file: a list is no metric to compare.
     return {**metrics, "curve": curve} if curve else metrics
 
