@@ -3,7 +3,6 @@ stages end to end on tiny data, and a trained model whose checkpoint carries the
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np

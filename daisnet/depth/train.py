@@ -20,7 +20,6 @@ From random weights the encoder's BatchNorm trains (BTS freezes it because it st
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from daisnet.atomic import atomic_output, refuse_overlap
+from daisnet.atomic import refuse_overlap
 from daisnet.depth.bts import BtsConfig, BtsModel, normalize_images
 from daisnet.depth.checkpoint import save_bts
 from daisnet.depth.infer import predict_depth

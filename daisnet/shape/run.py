@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from daisnet.atomic import atomic_output, refuse_overlap
+from daisnet.atomic import refuse_overlap
 from daisnet.hashing import sha256_file
 from daisnet.shape.autoencoder import (
     AETrainConfig,
