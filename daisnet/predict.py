@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder, refuse_overlap
+from daisnet.atomic import atomic_output, refuse_foreign_folder, refuse_overlap
 from daisnet.data import rle
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.rasterize import HIGH_DEPTH_MODES
@@ -189,7 +189,6 @@ def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Pa
     predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder, amp)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        mark_output_folder(tmp, "predict")
         for path in images:
             path = Path(path)
             rgb, output = predictor(path)
