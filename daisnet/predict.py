@@ -58,6 +58,11 @@ def _read_depth_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     depth = raw.astype(np.float32) / np.float32(DEPTH_PNG_SCALE)
     if depth.shape != shape:
         raise InputError(f"depth is {depth.shape[1]} x {depth.shape[0]}, the image {shape[1]} x {shape[0]}", path=path)
+    missing = int((depth <= 0).sum())
+    if missing:  # as the depth stage (daisnet.stores.check_depth): log depth and normals need depth > 0 everywhere
+        raise InputError(f"{missing} of {depth.size} pixels have no depth (0); the model needs depth > 0 at every "
+                         "pixel, as the depth stage does: give dense depth, or --depth-checkpoint to predict it",
+                         path=path)
     return depth
 
 
