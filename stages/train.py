@@ -59,7 +59,7 @@ class TrainPaths:
     timings: Path | None = None  # wall time and resume point (JSON, outside git); None: none
 
 
-def model_config(params: Params) -> ModelConfig:
+def model_config(params: Params, source: str | Path = "params.yaml") -> ModelConfig:
     """`model.*`, with what the model takes from other sections passed explicitly: the regional
     map count (`features.regional.offsets`) and, when the prior is on, `shape_prior.depth/top_k/fusion_width`."""
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in params.model.model_dump().items()}
@@ -68,7 +68,7 @@ def model_config(params: Params) -> ModelConfig:
     shape = ({"shape_prior_depth": prior.depth, "shape_prior_k": prior.top_k, "shape_prior_width": prior.fusion_width}
              if params.model.shape_prior == "on" else {})
     config = ModelConfig(**values, **shape, regional_channels=params.features.regional.offsets)
-    config.validate()
+    config.validate(source)  # a problem names the user's params file
     return config
 
 
@@ -146,7 +146,7 @@ def train(
     with exit_on_input_error():
         settings = stage_params(params, {"train.iterations": iterations, "train.device": device,
                                          "train.processes": processes})
-        model_config(settings)  # bad params fail here, before any process starts
+        model_config(settings, params)  # bad params fail here, before any process starts
         paths = TrainPaths(prepared, out, features, depth, work_dir, shape_ae, codebook, live, summary, timings)
         launch(train_process, (settings, paths), settings.train.processes)
         print(f"trained -> {out}")
