@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -296,16 +297,45 @@ class Params(Section):
     evaluate: Evaluate
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with two things YAML 1.2 (and every reader of a params file) expects:
+    `5e-4` is a float (YAML 1.1 wants `5.0e-4`, and PyYAML reads `5e-4` as a string), and a key given
+    twice in one mapping is an error, not the last one silently winning."""
+
+
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _mapping_without_repeats(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                            "keep one", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node)
+
+
+_ParamsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The params file as a plain mapping (before validation: the CLI's options go in first)."""
     path = Path(path)
     try:
-        with path.open() as f:
-            raw = yaml.safe_load(f)
+        with path.open(encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise InputError("params file not found", path=path) from None
     except IsADirectoryError:
         raise InputError("a folder, not a params file", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a params file: not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({' '.join(str(exc).split())})", path=path) from None
     if not isinstance(raw, dict):

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder, refuse_overlap
+from daisnet.atomic import atomic_output, refuse_foreign_folder, refuse_overlap
 from daisnet.data import rle
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.rasterize import HIGH_DEPTH_MODES
@@ -58,6 +58,11 @@ def _read_depth_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     depth = raw.astype(np.float32) / np.float32(DEPTH_PNG_SCALE)
     if depth.shape != shape:
         raise InputError(f"depth is {depth.shape[1]} x {depth.shape[0]}, the image {shape[1]} x {shape[0]}", path=path)
+    missing = int((depth <= 0).sum())
+    if missing:  # as the depth stage (daisnet.stores.check_depth): log depth and normals need depth > 0 everywhere
+        raise InputError(f"{missing} of {depth.size} pixels have no depth (0); the model needs depth > 0 at every "
+                         "pixel, as the depth stage does: give dense depth, or --depth-checkpoint to predict it",
+                         path=path)
     return depth
 
 
@@ -189,7 +194,6 @@ def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Pa
     predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder, amp)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        mark_output_folder(tmp, "predict")
         for path in images:
             path = Path(path)
             rgb, output = predictor(path)

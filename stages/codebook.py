@@ -24,6 +24,7 @@ from daisnet.shape.codebook import CodebookConfig
 from daisnet.shape.run import run_codebook
 from stages.common import (
     DEFAULT_PARAMS,
+    OUT_FILE,
     ParamsFile,
     TimingsFile,
     run,
@@ -46,10 +47,10 @@ def codebook(
     shape_ae: Annotated[Path, typer.Argument(help="Shape autoencoder (data/models/shape_ae.pt).")],
     prepared: Annotated[Path, typer.Argument(help="Prepared train store.")],
     depth: Annotated[Path, typer.Argument(help="Its depth store.")],
-    out: Annotated[Path, typer.Argument(help="Codebook file to write (data/models/codebook.npz).")],
+    out: Annotated[Path, typer.Argument(help="Codebook file to write (data/models/codebook.npz)."), OUT_FILE],
     val_prepared: Annotated[Path | None, typer.Option(help="Prepared val store, for the nearest-codeword IoU.")] = None,
     val_depth: Annotated[Path | None, typer.Option(help="Its depth store.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Write the build figures (JSON) here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the build figures (JSON) here."), OUT_FILE] = None,
     timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     clusters: Annotated[int | None, typer.Option(help="K: codewords per class (the paper: 1024) [shape_prior.clusters].")] = None,

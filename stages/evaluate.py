@@ -24,17 +24,18 @@ from daisnet.errors import exit_on_input_error
 from daisnet.evaluate.inference import predict_split
 from daisnet.evaluate.run import evaluate_predictions, format_metrics
 from daisnet.model.checkpoint import check_features_fit, load_model
-from stages.common import DEFAULT_PARAMS, ParamsFile, TimingsFile, run, stage_params, write_timings
+from stages.common import DEFAULT_PARAMS, OUT_FOLDER, ParamsFile, TimingsFile, run, stage_params, write_timings
 
 
 def evaluate(
     model: Annotated[Path, typer.Argument(help="DAISnet checkpoint (data/models/daisnet.pt).")],
     prepared: Annotated[Path, typer.Argument(help="Prepared store of the split to evaluate (data/prepared/val.zarr).")],
     out: Annotated[Path, typer.Option(help="Output folder (predictions, samples; metrics and plots unless --reports), "
-                                           "replaced as a whole: it must be new, empty or an earlier evaluation's; else refused.")],
+                                           "replaced as a whole: it must be new, empty or an earlier evaluation's; else refused."), OUT_FOLDER],
     features: Annotated[Path | None, typer.Option(help="Features store of the split.")] = None,
     depth: Annotated[Path | None, typer.Option(help="Depth store of the split.")] = None,
-    reports: Annotated[Path | None, typer.Option(help="Folder for metrics.json, details.json and plots/ (the stage: reports/eval).")] = None,
+    reports: Annotated[Path | None, typer.Option(help="Folder for metrics.json, details.json and plots/ (the stage: reports/eval)."),
+                       OUT_FOLDER] = None,
     timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     batch_size: Annotated[int | None, typer.Option(help="Images per forward [evaluate.batch_size].")] = None,

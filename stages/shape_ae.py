@@ -24,6 +24,7 @@ from daisnet.shape.autoencoder import AETrainConfig
 from daisnet.shape.run import run_shape_ae
 from stages.common import (
     DEFAULT_PARAMS,
+    OUT_FILE,
     ParamsFile,
     TimingsFile,
     drop,
@@ -49,11 +50,11 @@ def shape_ae_config(params: Params) -> AETrainConfig:
 def shape_ae(
     prepared: Annotated[Path, typer.Argument(help="Prepared train store (data/prepared/train.zarr).")],
     depth: Annotated[Path, typer.Argument(help="Its depth store (data/depth/train.zarr).")],
-    out: Annotated[Path, typer.Argument(help="Autoencoder checkpoint to write (data/models/shape_ae.pt).")],
+    out: Annotated[Path, typer.Argument(help="Autoencoder checkpoint to write (data/models/shape_ae.pt)."), OUT_FILE],
     val_prepared: Annotated[Path | None, typer.Option(help="Prepared val store, for reconstruction metrics.")] = None,
     val_depth: Annotated[Path | None, typer.Option(help="Its depth store.")] = None,
-    metrics: Annotated[Path | None, typer.Option(help="Write the val reconstruction IoU (JSON) here.")] = None,
-    details: Annotated[Path | None, typer.Option(help="Write the rest of the report (JSON) here.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Write the val reconstruction IoU (JSON) here."), OUT_FILE] = None,
+    details: Annotated[Path | None, typer.Option(help="Write the rest of the report (JSON) here."), OUT_FILE] = None,
     timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     depth_mode: Annotated[str | None, typer.Option("--depth-mode", help="Local depth in the code: all | visible | none [shape_prior.depth].")] = None,

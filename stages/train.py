@@ -29,7 +29,18 @@ from daisnet.shape.codebook import configure_shape_prior
 from daisnet.train.launch import launch
 from daisnet.train.loop import TrainConfig, train as train_loop
 from daisnet.train.statistics import rgb_statistics
-from stages.common import DEFAULT_PARAMS, ParamsFile, TimingsFile, run, stage_params, write_json, write_timings
+from stages.common import (
+    DEFAULT_PARAMS,
+    OUT_FILE,
+    OUT_LIVE,
+    OUT_PARENT,
+    ParamsFile,
+    TimingsFile,
+    run,
+    stage_params,
+    write_json,
+    write_timings,
+)
 
 
 @dataclass(frozen=True)
@@ -48,7 +59,7 @@ class TrainPaths:
     timings: Path | None = None  # wall time and resume point (JSON, outside git); None: none
 
 
-def model_config(params: Params) -> ModelConfig:
+def model_config(params: Params, source: str | Path = "params.yaml") -> ModelConfig:
     """`model.*`, with what the model takes from other sections passed explicitly: the regional
     map count (`features.regional.offsets`) and, when the prior is on, `shape_prior.depth/top_k/fusion_width`."""
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in params.model.model_dump().items()}
@@ -57,7 +68,7 @@ def model_config(params: Params) -> ModelConfig:
     shape = ({"shape_prior_depth": prior.depth, "shape_prior_k": prior.top_k, "shape_prior_width": prior.fusion_width}
              if params.model.shape_prior == "on" else {})
     config = ModelConfig(**values, **shape, regional_channels=params.features.regional.offsets)
-    config.validate()
+    config.validate(source)  # a problem names the user's params file
     return config
 
 
@@ -117,14 +128,14 @@ def train_process(params: Params, paths: TrainPaths) -> None:
 
 def train(
     prepared: Annotated[Path, typer.Argument(help="Prepared train store (data/prepared/train.zarr).")],
-    out: Annotated[Path, typer.Argument(help="Model checkpoint to write (data/models/daisnet.pt).")],
+    out: Annotated[Path, typer.Argument(help="Model checkpoint to write (data/models/daisnet.pt)."), OUT_FILE],
     features: Annotated[Path | None, typer.Option(help="Features store (needed by the depth, depth_raw, normal inputs).")] = None,
     depth: Annotated[Path | None, typer.Option(help="Depth store (needed by the occlusion-edge head and the shape prior).")] = None,
-    work_dir: Annotated[Path, typer.Option(help="Resume point of an interrupted run (last.pt).")] = Path("data/cache/train"),
+    work_dir: Annotated[Path, typer.Option(help="Resume point of an interrupted run (last.pt)."), OUT_PARENT] = Path("data/cache/train"),
     shape_ae: Annotated[Path | None, typer.Option(help="Shape autoencoder (model.shape_prior: on).")] = None,
     codebook: Annotated[Path | None, typer.Option(help="Shape codebook (model.shape_prior: on).")] = None,
-    live: Annotated[Path | None, typer.Option(help="dvclive folder for the training curves (`dvc plots show`).")] = None,
-    summary: Annotated[Path | None, typer.Option(help="Write the run's summary (JSON: iterations) here.")] = None,
+    live: Annotated[Path | None, typer.Option(help="dvclive folder for the training curves (`dvc plots show`)."), OUT_LIVE] = None,
+    summary: Annotated[Path | None, typer.Option(help="Write the run's summary (JSON: iterations) here."), OUT_FILE] = None,
     timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     iterations: Annotated[int | None, typer.Option(help="Training iterations [train.iterations].")] = None,
@@ -135,7 +146,7 @@ def train(
     with exit_on_input_error():
         settings = stage_params(params, {"train.iterations": iterations, "train.device": device,
                                          "train.processes": processes})
-        model_config(settings)  # bad params fail here, before any process starts
+        model_config(settings, params)  # bad params fail here, before any process starts
         paths = TrainPaths(prepared, out, features, depth, work_dir, shape_ae, codebook, live, summary, timings)
         launch(train_process, (settings, paths), settings.train.processes)
         print(f"trained -> {out}")

@@ -24,6 +24,7 @@ from daisnet.errors import exit_on_input_error
 from daisnet.params import Params
 from stages.common import (
     DEFAULT_PARAMS,
+    OUT_FILE,
     ParamsFile,
     TimingsFile,
     drop,
@@ -48,9 +49,9 @@ def depth_train_config(params: Params) -> DepthTrainConfig:
 def train_depth(
     train: Annotated[Path, typer.Argument(help="Prepared train store with `depth_gt` (data/prepared/train.zarr).")],
     val: Annotated[Path, typer.Argument(help="Prepared val store with `depth_gt`.")],
-    out: Annotated[Path, typer.Argument(help="Checkpoint to write (data/models/bts.pt).")],
-    metrics: Annotated[Path | None, typer.Option(help="Write abs rel, delta<1.25, normal angle of val and train (JSON) here.")] = None,
-    details: Annotated[Path | None, typer.Option(help="Write the rest of the report (JSON) here: every metric, baseline, counts.")] = None,
+    out: Annotated[Path, typer.Argument(help="Checkpoint to write (data/models/bts.pt)."), OUT_FILE],
+    metrics: Annotated[Path | None, typer.Option(help="Write abs rel, delta<1.25, normal angle of val and train (JSON) here."), OUT_FILE] = None,
+    details: Annotated[Path | None, typer.Option(help="Write the rest of the report (JSON) here: every metric, baseline, counts."), OUT_FILE] = None,
     timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     encoder: Annotated[str | None, typer.Option(help="resnet18_bts, resnet34_bts, resnet50_bts, densenet161_bts [depth.encoder].")] = None,

@@ -174,7 +174,7 @@ def test_shifted_masks_score_lower(split, tmp_path: Path) -> None:
                                        reports_dir=reports)
         ap[shift] = (metrics["amodal"]["AP"], metrics["visible"]["AP"])
     # With reports_dir, metrics and curves live apart from the predictions (DVC: no metrics inside outs).
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["details.json", "metrics.json", "plots"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [".daisnet-output", "details.json", "metrics.json", "plots"]
     assert sorted(p.name for p in (tmp_path / "eval4").iterdir()) == [".daisnet-output", "predictions_amodal.json",
                                                                       "predictions_visible.json", "samples"]
     assert json.loads((tmp_path / "reports" / "metrics.json").read_text())["amodal"]["AP"] == ap[4][0]

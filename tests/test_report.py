@@ -91,6 +91,18 @@ def test_a_runs_file_that_is_a_folder_or_binary_is_one_line_not_a_traceback(tmp_
         assert result.exit_code == 2 and problem in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl", "store.zarr"]
 
+
+def test_a_run_recorded_twice_is_refused_not_counted_twice(tmp_path):
+    """A line repeated in the runs file would be a seed more and move its row's mean (issue 31, D)."""
+    runs = tmp_path / "runs.jsonl"
+    lines = [json.dumps(r) + "\n" for r in FIXTURE]
+    runs.write_text("".join(lines + [lines[1]]))
+    result = CliRunner().invoke(app, ["report", "--runs-file", str(runs), "--out", str(tmp_path / "r.md"),
+                                      "--chart", str(tmp_path / "r.png")])
+    assert result.exit_code == 2, result.output
+    assert f"line {len(lines) + 1} records the run of line 2 again" in result.output
+    assert not (tmp_path / "r.md").exists()
+
 def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tmp_path):
     runs = tmp_path / "runs.jsonl"
     runs.write_text("".join(json.dumps(r) + "\n" for r in reversed(FIXTURE)))

@@ -363,6 +363,9 @@ def train_bts(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     train, val = open_split(train_path), open_split(val_path)
+    if config.batch_size > len(train.sizes):  # no full batch could ever be drawn: it would loop forever
+        raise InputError(f"depth.train.batch_size {config.batch_size} is larger than the {len(train.sizes)} images of "
+                         "the train split: lower it", path=train_path)
     # Focal scaling relative to the training camera at the training scale: factor 1 on our data.
     focal_ref = float(np.median(train.focal)) * _scaled(int(train.sizes[:, 1].max()), config.input_scale) / float(
         train.sizes[:, 1].max())

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder
+from daisnet.atomic import atomic_output, refuse_foreign_folder
 from daisnet.data.prepared import PreparedStore
 from daisnet.errors import InputError
 from daisnet.evaluate.coco import KINDS, ground_truths, image_results, load_results
@@ -173,7 +173,6 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     metrics = _drop_none(build_metrics(store, gt, evaluated, results))
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        mark_output_folder(tmp, "evaluate")
         for kind in KINDS:
             _write_json(tmp / f"predictions_{kind}.json", results[kind])
         write_samples(store, sample_records, tmp / "samples", sample_score)

@@ -162,14 +162,19 @@ def read_runs(path: Path = RUNS_FILE) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise InputError(f"is not a runs file: not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     records = []
+    seen: dict[tuple, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            record_key(record)
+            key = record_key(record)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InputError(f"line {number} is not a run record ({exc})", path=path) from None
+        if key in seen:  # counted twice, it would be a seed more and move its row's mean
+            raise InputError(f"line {number} records the run of line {seen[key]} again ({record.get('row')}, "
+                             f"{record.get('depth_source')}, seed {record.get('seed')}): remove one of them", path=path)
+        seen[key] = number
         records.append(record)
     return records
 
