@@ -57,7 +57,7 @@ SETTINGS: dict[str, DepthTrainConfig] = {
 
 def run(name: str, config: DepthTrainConfig) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        result = train_bts(TRAIN, VAL, Path(tmp) / "bts.pt", None, config)
+        result = train_bts(TRAIN, VAL, Path(tmp) / "bts.pt", config)
     return {"name": name, "config": {k: v for k, v in asdict(config).items() if k != "init"},
             **{k: result[k] for k in ("val", "train", "train_seconds", "train_val_abs_rel_ratio", "curve")
                if k in result}}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -88,26 +89,130 @@ def refuse_unwritable(target: str | os.PathLike) -> None:
 
 
 MARKER = ".daisnet-output"
+# file: replaced whole; folder: replaced whole and marked; store: a Zarr store; live: a dvclive folder;
+# parent: a folder outputs go into, never replaced itself; report: a JSON file a command writes beside
+# its main output without being told (rasterize's report): replaced only when it is one.
+OUTPUT_KINDS = ("file", "folder", "store", "live", "parent", "report")
+# dvclive's own files in its folder (train --live): metrics, params, dvc.yaml, reports, and plots/
+_DVCLIVE_FILES = {"metrics.json", "params.yaml", "dvc.yaml", "report.html", "report.md"}
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every file under `folder` (symlinks included), relative, sorted."""
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _is_zarr_file(relative: Path, folder: Path) -> bool:
+    """A Zarr v3 file: a node's zarr.json, or a chunk (c.0.1 / c/0/1) of an array that has its zarr.json."""
+    if relative.name == "zarr.json":
+        return True
+    parts = relative.parts
+    for i, part in enumerate(parts):
+        if part == "c" or part.startswith("c."):
+            return i > 0 and (folder.joinpath(*parts[:i]) / "zarr.json").is_file()
+    return False
+
+
+def _manifest(folder: Path) -> set[str] | None:
+    """The files a product folder's marker lists (None: no marker; empty: a marker of the old form)."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        return None
+    lines = marker.read_text(errors="replace").splitlines()
+    return {line[2:] for line in lines if line.startswith("- ")}
+
+
+def foreign_files(folder: str | os.PathLike, kind: str = "folder") -> list[Path]:
+    """The files under `folder` that daisnet did not write, so that replacing the folder would delete
+    them (relative paths): none for an empty folder; for a Zarr store, every file that is not part of
+    its hierarchy; for a dvclive folder, every file dvclive does not write; for any other folder,
+    every file its marker (.daisnet-output, written with the folder) does not list."""
+    folder = Path(folder)
+    files = _files(folder)
+    if kind == "store" or (folder / "zarr.json").is_file():
+        return [f for f in files if not _is_zarr_file(f, folder)]
+    if kind == "live":
+        return [f for f in files if f.parts[0] != "plots" and str(f) not in _DVCLIVE_FILES and str(f) != MARKER]
+    listed = _manifest(folder)
+    if listed is None:
+        return files
+    if not listed:  # an old marker (before manifests): every file but the marker's own counts as ours
+        return []
+    return [f for f in files if str(f) != MARKER and str(f) not in listed]
+
+
+def check_replaceable(target: str | os.PathLike, kind: str) -> None:
+    """An InputError, before any work, when writing a `kind` output at `target` would destroy
+    something: a folder where a file goes (or the reverse), or a folder holding files daisnet did not
+    write (a user's own, or added to one of our folders later). New, empty, and our own are fine."""
+    target = Path(target)
+    if not (target.exists() or target.is_symlink()):
+        return
+    if target.is_dir() and not target.is_symlink():
+        if kind in ("file", "report"):
+            raise InputError("is a folder, and this command writes a file here: give a file path "
+                             "(nothing was changed)", path=target)
+        if kind == "parent":
+            return
+        foreign = foreign_files(target, kind)
+        if foreign:
+            files = f"{foreign[0]} and {len(foreign) - 1} more files" if len(foreign) > 1 else str(foreign[0])
+            raise InputError(f"holds {files} that daisnet did not write, which replacing the folder would delete: "
+                             "give a new or empty folder (nothing was changed)", path=target)
+    elif kind == "report":
+        if not _is_store_report(target):
+            raise InputError("exists and is not a report daisnet wrote; it would be overwritten by the report "
+                             "written beside the output: move it, or write the output elsewhere (nothing was changed)",
+                             path=target)
+    elif kind != "file":
+        raise InputError("is a file, and this command writes a folder here: give a folder path "
+                         "(nothing was changed)", path=target)
+
+
+def _is_store_report(path: Path) -> bool:
+    """A report a command wrote beside its store: a JSON object naming the store (`store`)."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(content, dict) and "store" in content
+
+
+def check_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]],
+                  inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Every output of a command, checked before any work (what `stages.common.guarded` runs for every
+    command): no two outputs are the same path or one inside the other, none is, holds or sits in an
+    input (`refuse_overlap`), and none would replace what daisnet did not write (`check_replaceable`).
+    `outputs` are (path, kind) with kind one of OUTPUT_KINDS; None paths (options not given) are skipped."""
+    given = [(Path(path), kind) for path, kind in outputs if path is not None]
+    resolved = [(path, path.resolve(), kind) for path, kind in given]
+    for i, (path, full, kind) in enumerate(resolved):
+        for other, other_full, other_kind in resolved[:i]:
+            if full == other_full:
+                raise InputError(f"is given for two outputs ({other} and {path}): each would overwrite the other; "
+                                 "give each output its own path (nothing was changed)", path=path)
+            if "parent" in (kind, other_kind):  # a folder that holds outputs by design
+                continue
+            if full in other_full.parents or other_full in full.parents:
+                outer, inner = (path, other) if full in other_full.parents else (other, path)
+                raise InputError(f"holds the output {inner}: writing one output would replace the other; "
+                                 "give them separate paths (nothing was changed)", path=outer)
+    refuse_overlap([path for path, kind in given if kind != "parent"], inputs)  # a parent is never replaced
+    for path, kind in given:
+        check_replaceable(path, kind)
 
 
 def refuse_foreign_folder(out: str | os.PathLike, command: str) -> None:
-    """An existing output folder is replaced only if this command wrote it (it holds our marker).
-
-    Anything else there (the user's files) would be deleted by the replacement: refused instead.
-    """
-    out = Path(out)
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise InputError(f"exists and is not a folder; `{command}` writes a folder here", path=out)
-    if any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(f"holds files that `{command}` did not write and replacing it would delete them; "
-                         "give a new or empty folder (nothing was changed)", path=out)
+    """An existing output folder is replaced only if it is empty or this product wrote all of it."""
+    check_replaceable(out, "folder")
 
 
-def mark_output_folder(folder: Path, command: str) -> None:
-    """Mark a folder as written by `command` (so that a later run may replace it)."""
-    (folder / MARKER).write_text(f"written by daisnet {command}; replaced as a whole by its next run\n")
+def mark_output_folder(folder: Path) -> None:
+    """Mark a folder as written by daisnet, listing its files: a later run may replace it as long as
+    no other file was added (foreign_files)."""
+    listed = [str(f) for f in _files(folder) if str(f) != MARKER]
+    (folder / MARKER).write_text("written by daisnet; replaced as a whole by its next run, unless a file not "
+                                 "listed here was added\n" + "".join(f"- {name}\n" for name in listed))
 
 
 def _missing_folders(folder: Path) -> list[Path]:
@@ -125,9 +230,14 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
 
     Works for files and directories (Zarr stores): whatever the body creates at the yielded path
     is what lands. A full disk or a read-only folder (`daisnet.errors.OutputNotWritten`) names
-    `target`, not the temporary the system would name.
+    `target`, not the temporary the system would name. Nothing a user wrote is ever replaced: an
+    existing folder holding files daisnet did not write is refused (`check_replaceable`) when the
+    block starts and again before the move, and a folder that lands (not a Zarr store) is marked
+    with the list of its files so that a later run knows them.
     """
     target = Path(target)
+    if target.is_dir() and not target.is_symlink():
+        check_replaceable(target, "folder")
     created = _missing_folders(target.parent)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -143,6 +253,10 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"{target}: nothing was written")
+        landing_folder = tmp.is_dir() and not tmp.is_symlink()
+        check_replaceable(target, "folder" if landing_folder else "file")  # the work took time: look again
+        if landing_folder and not (tmp / "zarr.json").is_file():
+            mark_output_folder(tmp)
         old = None
         if target.exists() or target.is_symlink():
             old = target.with_name(f".{target.name}.old-{os.getpid()}")

@@ -152,6 +152,6 @@ def inspect_image(store_path: str | Path, index: int, out: str | Path | None = N
         panels += [(name, Image.fromarray(rgb)) for name, rgb in extra]
         out = Path(out)
         with atomic_output(out) as tmp:  # a full disk leaves no half PNG
-            stack(panels).save(tmp)
+            stack(panels).save(tmp, format="PNG")  # a PNG whatever the name (`--out sheet` has no suffix)
         lines.append(f"wrote {out}")
     return lines

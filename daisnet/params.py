@@ -1,7 +1,13 @@
 """The params file's schema: one pydantic model per section, one loader, one-line errors.
 
-params.yaml is the only source of defaults: every key is required here (no default in the schema),
-and the library's dataclasses are built from these sections by the stages. Values are strict:
+params.yaml holds every knob that changes a result, and those keys are required here (no default
+in the schema). Two kinds of setting have their default here instead, so that `dvc exp show` stays
+readable (each key of params.yaml is one of its columns; docs/metrics.md): the execution settings,
+which never change a result (worker counts, memory bounds, log and resume-point cadence, sample
+images), and the synthetic scene's distribution (`synth.scene`, eq. 1 of §3.2), a constant of the
+dataset like KINS's annotation files. `SCHEMA_DEFAULTS` lists them; params.yaml may set any of them
+(`dvc exp run -S '+synth.scene.line_of_sight=0.5'`). The library's dataclasses are built from these
+sections by the stages. Values are strict:
 a quoted boolean or number is an error, not a truth value; a key the schema does not know is an
 error at every level, with a "did you mean" for a near miss; every message names the file the
 user gave (`--params other.yaml`) and the dotted key.
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -46,6 +53,14 @@ DistanceRange = Annotated[list[Positive], Field(min_length=2, max_length=2), Aft
 TrainTest = Annotated[list[Count], Field(min_length=2, max_length=2)]  # [training, testing]
 
 
+# The keys whose default is in this schema, not in params.yaml (see the module docstring).
+SCHEMA_DEFAULTS = frozenset({
+    "synth.workers", "synth.scene", "rasterize.workers", "rasterize.batch_images", "rasterize.batch_instances",
+    "features.workers", "train.checkpoint_every", "train.log_every", "train.num_workers", "evaluate.batch_size",
+    "evaluate.samples",
+})
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
@@ -55,19 +70,21 @@ class Data(Section):
 
 
 class Scene(Section):
-    street_fraction: Fraction
-    street_vehicles: CountRange
-    street_pedestrians_per_vehicle: Annotated[float, Field(ge=0, allow_inf_nan=False)]
-    openroad_vehicles: CountRange
-    openroad_pedestrians: CountRange
-    cyclist_fraction: Fraction
-    vehicle_distance: DistanceRange
-    vehicle_x: Annotated[list[Real], Field(min_length=2, max_length=2), AfterValidator(_ordered)]
-    street_half_width: Annotated[float, Field(ge=2.5, le=100, allow_inf_nan=False)]
-    openroad_half_width: Annotated[float, Field(ge=2.5, le=100, allow_inf_nan=False)]
-    pedestrian_distance: DistanceRange
-    line_of_sight: Fraction
-    line_of_sight_gap: DistanceRange
+    """The synthetic scene's distribution (§3.2, eq. 1): defaults here, not in params.yaml."""
+
+    street_fraction: Fraction = 0.5  # street scenario vs open road
+    street_vehicles: CountRange = [2, 3]  # eq. 1: Vn = r(2, 3)
+    street_pedestrians_per_vehicle: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 3.0  # §3.2: about 1:3
+    openroad_vehicles: CountRange = [6, 12]
+    openroad_pedestrians: CountRange = [0, 2]
+    cyclist_fraction: Fraction = 0.25
+    vehicle_distance: DistanceRange = [10.0, 50.0]  # eq. 1: z + r(10, 50)
+    vehicle_x: Annotated[list[Real], Field(min_length=2, max_length=2), AfterValidator(_ordered)] = [-10.0, 10.0]  # eq. 1
+    street_half_width: Annotated[float, Field(ge=2.5, le=100, allow_inf_nan=False)] = 11.2  # m, kerb to centre
+    openroad_half_width: Annotated[float, Field(ge=2.5, le=100, allow_inf_nan=False)] = 12.0
+    pedestrian_distance: DistanceRange = [5.0, 40.0]
+    line_of_sight: Fraction = 0.7  # share of objects placed behind/in front of another
+    line_of_sight_gap: DistanceRange = [3.0, 12.0]
 
 
 class Synth(Section):
@@ -78,18 +95,18 @@ class Synth(Section):
     max_depth: Annotated[float, Field(gt=0, le=255, allow_inf_nan=False)]  # uint16 PNG: metres x 256
     min_visible_area: Count
     focal: Positive | None
-    workers: Count
+    workers: Count = 2  # rendering processes (execution)
     fill_label_holes: bool
     cast_shadows: bool
-    scene: Scene
+    scene: Scene = Scene()
 
 
 class Rasterize(Section):
-    workers: NonNegative
+    workers: NonNegative = 2  # Dask worker processes; 0 = in the stage's process (execution)
     images_per_shard: Count
     instances_per_shard: Count
-    batch_images: Count
-    batch_instances: Count
+    batch_images: Count = 16  # images a worker holds at once: bounds its memory (execution)
+    batch_instances: Count = 128  # masks a worker holds at once (execution)
 
 
 class DepthTrain(Section):
@@ -171,7 +188,7 @@ class Features(Section):
     regional: Regional
     normals: Normals
     precision: Literal["float16", "float32"]
-    workers: NonNegative
+    workers: NonNegative = 2  # Dask worker processes (execution)
 
 
 class Model(Section):
@@ -241,9 +258,9 @@ class Train(Section):
     decay: Literal["cosine", "step"]
     grad_clip: Annotated[float, Field(ge=0, allow_inf_nan=False)]  # 0: no clipping
     crop_width: Annotated[int, Field(ge=32)] | None  # the FPN's coarsest stride is 32
-    checkpoint_every: Count
-    log_every: Count
-    num_workers: NonNegative
+    checkpoint_every: Count = 50  # resume points (execution)
+    log_every: Count = 10  # log lines and dvclive steps (execution)
+    num_workers: NonNegative = 0  # DataLoader processes: a batch loads in ~50 ms, none on 2 cores (execution)
     processes: Count
     device: str
     amp: Annotated[Literal["off", "bf16", "fp16"], BeforeValidator(_off_on)]
@@ -259,8 +276,8 @@ class Augment(Section):
 
 
 class Evaluate(Section):
-    batch_size: Count
-    samples: NonNegative
+    batch_size: Count = 2  # images per forward (execution)
+    samples: NonNegative = 4  # sample images drawn beside the predictions (execution)
     device: str
 
 
@@ -280,16 +297,45 @@ class Params(Section):
     evaluate: Evaluate
 
 
+class _ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with two things YAML 1.2 (and every reader of a params file) expects:
+    `5e-4` is a float (YAML 1.1 wants `5.0e-4`, and PyYAML reads `5e-4` as a string), and a key given
+    twice in one mapping is an error, not the last one silently winning."""
+
+
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def _mapping_without_repeats(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                            "keep one", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node)
+
+
+_ParamsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_repeats)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The params file as a plain mapping (before validation: the CLI's options go in first)."""
     path = Path(path)
     try:
-        with path.open() as f:
-            raw = yaml.safe_load(f)
+        with path.open(encoding="utf-8") as f:
+            raw = yaml.load(f, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
     except FileNotFoundError:
         raise InputError("params file not found", path=path) from None
     except IsADirectoryError:
         raise InputError("a folder, not a params file", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a params file: not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({' '.join(str(exc).split())})", path=path) from None
     if not isinstance(raw, dict):
@@ -324,8 +370,10 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any, source: str | Path)
     node = raw
     *parents, last = dotted.split(".")
     for key in parents:
-        if not isinstance(node.get(key), dict):
-            raise InputError(f"missing section {key!r} (needed to set {dotted})", path=source)
+        if key not in node:  # a section left to its schema defaults (synth.scene): the schema checks the key
+            node[key] = {}
+        if not isinstance(node[key], dict):
+            raise InputError(f"{key!r} is not a section (needed to set {dotted})", path=source)
         node = node[key]
     node[last] = value
 

@@ -18,7 +18,8 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder, refuse_overlap
+from daisnet.atomic import atomic_output, refuse_foreign_folder, refuse_overlap
+from daisnet.data import rle
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.rasterize import HIGH_DEPTH_MODES
 from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
@@ -57,6 +58,11 @@ def _read_depth_png(path: Path, shape: tuple[int, int]) -> np.ndarray:
     depth = raw.astype(np.float32) / np.float32(DEPTH_PNG_SCALE)
     if depth.shape != shape:
         raise InputError(f"depth is {depth.shape[1]} x {depth.shape[0]}, the image {shape[1]} x {shape[0]}", path=path)
+    missing = int((depth <= 0).sum())
+    if missing:  # as the depth stage (daisnet.stores.check_depth): log depth and normals need depth > 0 everywhere
+        raise InputError(f"{missing} of {depth.size} pixels have no depth (0); the model needs depth > 0 at every "
+                         "pixel, as the depth stage does: give dense depth, or --depth-checkpoint to predict it",
+                         path=path)
     return depth
 
 
@@ -136,8 +142,8 @@ def to_json(output: dict[str, np.ndarray], score_threshold: float) -> list[dict[
             "occlusion": round(1.0 - float(visible.sum()) / max(float(amodal.sum()), 1.0), 4),
         }
         for key, mask in (("amodal_rle", amodal), ("visible_rle", visible)):
-            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-            entry[key] = {"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")}
+            encoded = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            entry[key] = {"size": [int(s) for s in encoded["size"]], "counts": encoded["counts"].decode("ascii")}
         detections.append(entry)
     return detections
 
@@ -147,8 +153,8 @@ def overlay(rgb: np.ndarray, detections: list[dict[str, Any]]) -> Image.Image:
     canvas = rgb.astype(np.float32)
     for index, det in enumerate(detections):
         color = np.array(PALETTE[index % len(PALETTE)], np.float32)
-        amodal = mask_utils.decode(det["amodal_rle"]).astype(bool)
-        visible = mask_utils.decode(det["visible_rle"]).astype(bool)
+        # ours, not pycocotools.mask.decode: the same bits, without its numpy-2 DeprecationWarning
+        amodal, visible = rle.decode(det["amodal_rle"]), rle.decode(det["visible_rle"])
         canvas[amodal] = 0.75 * canvas[amodal] + 0.25 * color
         canvas[visible] = 0.5 * canvas[visible] + 0.5 * color
     image = Image.fromarray(canvas.clip(0, 255).astype(np.uint8))
@@ -188,7 +194,6 @@ def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Pa
     predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder, amp)
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        mark_output_folder(tmp, "predict")
         for path in images:
             path = Path(path)
             rgb, output = predictor(path)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 from zarr.storage import LocalStore
 
 from daisnet.data.shards import ShardError, verify_shards
@@ -33,6 +33,10 @@ CHUNK_KEYS = {"name": "default", "separator": "."}
 # zstd level 1 + byte shuffle: on a KINS-size float16 feature image 30 ms and 8.7x, against 52 ms and
 # 9.2x at level 3 (compression was a third of the features stage's time).
 COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+# Every chunk of every array carries its CRC32C (Zarr v3's crc32c codec, after the compressor):
+# damaged bytes fail the read with the array's name instead of being read as data (issue 31).
+CHECKSUM = Crc32cCodec()
+SMALL_COMPRESSORS = (BloscCodec(cname="zstd", clevel=3, shuffle="shuffle"), CHECKSUM)  # small whole arrays
 # zarr skips all-zero chunks by default; written, a missing chunk file can only mean damage.
 WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
 # What zarr, numcodecs and our shard reader raise on damaged bytes (checksums, decompression, offsets).
@@ -56,7 +60,7 @@ def create_image_array(
     chunks = (1,) + tuple(shape[1:])
     shards = (max(1, min(images_per_shard, shape[0])),) + tuple(shape[1:])
     array = group.create_array(
-        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=COMPRESSOR,
+        name, shape=shape, dtype=dtype, chunks=chunks, shards=shards, compressors=(COMPRESSOR, CHECKSUM),
         chunk_key_encoding=CHUNK_KEYS, fill_value=0, config=WRITE_ALL_CHUNKS,
     )
     array.attrs.update({"units": units, "description": description, **(attrs or {})})

@@ -1,10 +1,12 @@
 """Stage `codebook`: per-class k-means of the train shape codes (§3.8).
 
     python -m stages.codebook data/models/shape_ae.pt data/prepared/train.zarr data/depth/train.zarr \
-        data/models/codebook.npz --val-prepared ... --val-depth ... --metrics reports/codebook.json
+        data/models/codebook.npz --val-prepared ... --val-depth ... --report reports/codebook.json \
+        --timings logs/timings/codebook.json                          (dvc.yaml; = `daisnet codebook`)
 
 The file records what it was built from (the autoencoder's sha256 and depth mode, K, copies);
-figures (codewords per class, quantization error, build time, val coverage) go to the metrics file.
+figures (codewords per class, quantization error, val coverage) go to the report (plain JSON, not
+DVC metrics), the build times to --timings.
 """
 
 from __future__ import annotations
@@ -15,11 +17,23 @@ from typing import Annotated
 
 import typer
 
+from daisnet.atomic import refuse_overlap
 from daisnet.errors import exit_on_input_error
 from daisnet.params import Params
 from daisnet.shape.codebook import CodebookConfig
 from daisnet.shape.run import run_codebook
-from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, validation_pair
+from stages.common import (
+    DEFAULT_PARAMS,
+    OUT_FILE,
+    ParamsFile,
+    TimingsFile,
+    run,
+    split_timings,
+    stage_params,
+    validation_pair,
+    write_json,
+    write_timings,
+)
 
 
 def codebook_config(params: Params) -> CodebookConfig:
@@ -33,10 +47,11 @@ def codebook(
     shape_ae: Annotated[Path, typer.Argument(help="Shape autoencoder (data/models/shape_ae.pt).")],
     prepared: Annotated[Path, typer.Argument(help="Prepared train store.")],
     depth: Annotated[Path, typer.Argument(help="Its depth store.")],
-    out: Annotated[Path, typer.Argument(help="Codebook file to write (data/models/codebook.npz).")],
+    out: Annotated[Path, typer.Argument(help="Codebook file to write (data/models/codebook.npz)."), OUT_FILE],
     val_prepared: Annotated[Path | None, typer.Option(help="Prepared val store, for the nearest-codeword IoU.")] = None,
     val_depth: Annotated[Path | None, typer.Option(help="Its depth store.")] = None,
-    metrics: Annotated[Path | None, typer.Option(help="Write the build figures (JSON) here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the build figures (JSON) here."), OUT_FILE] = None,
+    timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     clusters: Annotated[int | None, typer.Option(help="K: codewords per class (the paper: 1024) [shape_prior.clusters].")] = None,
     copies: Annotated[int | None, typer.Option(help="Flip/rotation copies of each crop [shape_prior.copies].")] = None,
@@ -49,7 +64,12 @@ def codebook(
         config = codebook_config(stage_params(params, {
             "shape_prior.clusters": clusters, "shape_prior.copies": copies,
             "shape_prior.kmeans_iterations": kmeans_iterations, "seed": seed}))
-        result = run_codebook(shape_ae, (prepared, depth), out, config, val, metrics, progress=sys.stderr.isatty())
+        refuse_overlap([out, report, timings], [shape_ae, prepared, depth, *(val or ())])
+        result = run_codebook(shape_ae, (prepared, depth), out, config, val, progress=sys.stderr.isatty())
+        figures, seconds = split_timings(result)
+        if report is not None:
+            write_json(report, figures)
+        write_timings(timings, seconds)
         coverage = f"; val nearest-codeword IoU {result['val_nearest_codeword_iou']:.3f}" if val else ""
         print(f"codebook: {result['codewords']} codewords in {result['build_seconds']} s{coverage} -> {out}")
 

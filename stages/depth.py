@@ -19,7 +19,7 @@ import typer
 from daisnet.depth.store import PredictFn, write_depth_store
 from daisnet.errors import exit_on_input_error
 from daisnet.params import Depth
-from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params
+from stages.common import DEFAULT_PARAMS, OUT_STORE, ParamsFile, run, stage_params
 
 
 def predictor(depth: Depth) -> tuple[PredictFn | None, dict]:
@@ -42,7 +42,7 @@ def predictor(depth: Depth) -> tuple[PredictFn | None, dict]:
 
 def depth(
     prepared: Annotated[Path, typer.Argument(help="Prepared store (data/prepared/{split}.zarr).")],
-    out: Annotated[Path, typer.Argument(help="Depth store to write (replaced atomically), e.g. data/depth/train.zarr.")],
+    out: Annotated[Path, typer.Argument(help="Depth store to write (replaced atomically), e.g. data/depth/train.zarr."), OUT_STORE],
     params: ParamsFile = DEFAULT_PARAMS,
     source: Annotated[str | None, typer.Option(help="ground_truth: copy `depth_gt` (synthetic data); bts: predict; degraded: the ground truth with depth.degrade's defect [depth.source].")] = None,
     degrade_kind: Annotated[str | None, typer.Option(help="Source degraded: noise, resolution or scale [depth.degrade.kind].")] = None,

@@ -1,11 +1,12 @@
 """Stage `evaluate`: a trained model on a split -> COCO metrics (Table 1 columns), curves, samples.
 
     python -m stages.evaluate data/models/daisnet.pt data/prepared/val.zarr --features data/features/val.zarr \
-        --depth data/depth/val.zarr --out data/results/eval --reports reports/eval   (dvc.yaml; = `daisnet evaluate`)
+        --depth data/depth/val.zarr --out data/results/eval --reports reports/eval \
+        --timings logs/timings/evaluate.json                                    (dvc.yaml; = `daisnet evaluate`)
 
-OUT holds the predictions (COCO results, RLE) and sample images; with --reports the metrics, the
-timing and the precision-recall curves go there instead (DVC refuses metrics and plots inside
-an output folder).
+OUT holds the predictions (COCO results, RLE) and sample images; with --reports the metrics
+(metrics.json: the numbers DVC compares; details.json: the rest) and the precision-recall curves go
+there instead (DVC refuses metrics and plots inside an output folder).
 """
 
 from __future__ import annotations
@@ -23,17 +24,19 @@ from daisnet.errors import exit_on_input_error
 from daisnet.evaluate.inference import predict_split
 from daisnet.evaluate.run import evaluate_predictions, format_metrics
 from daisnet.model.checkpoint import check_features_fit, load_model
-from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, write_json
+from stages.common import DEFAULT_PARAMS, OUT_FOLDER, ParamsFile, TimingsFile, run, stage_params, write_timings
 
 
 def evaluate(
     model: Annotated[Path, typer.Argument(help="DAISnet checkpoint (data/models/daisnet.pt).")],
     prepared: Annotated[Path, typer.Argument(help="Prepared store of the split to evaluate (data/prepared/val.zarr).")],
     out: Annotated[Path, typer.Option(help="Output folder (predictions, samples; metrics and plots unless --reports), "
-                                           "replaced as a whole: it must be new, empty or an earlier evaluation's; else refused.")],
+                                           "replaced as a whole: it must be new, empty or an earlier evaluation's; else refused."), OUT_FOLDER],
     features: Annotated[Path | None, typer.Option(help="Features store of the split.")] = None,
     depth: Annotated[Path | None, typer.Option(help="Depth store of the split.")] = None,
-    reports: Annotated[Path | None, typer.Option(help="Folder for metrics.json, timing.json and plots/ (the stage: reports/eval).")] = None,
+    reports: Annotated[Path | None, typer.Option(help="Folder for metrics.json, details.json and plots/ (the stage: reports/eval)."),
+                       OUT_FOLDER] = None,
+    timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     batch_size: Annotated[int | None, typer.Option(help="Images per forward [evaluate.batch_size].")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ... [evaluate.device].")] = None,
@@ -44,7 +47,7 @@ def evaluate(
         chosen = stage_params(params, {"evaluate.batch_size": batch_size, "evaluate.device": device, "train.amp": amp})
         settings = chosen.evaluate
         dev = resolve_device(settings.device, "evaluate.device")
-        refuse_overlap([out, reports], [model, prepared, features, depth])
+        refuse_overlap([out, reports, timings], [model, prepared, features, depth])
         net = load_model(model, dev)
         check_features_fit(net, features, model)
         dataset = AmodalDataset(prepared, net.config, features, depth)
@@ -53,8 +56,7 @@ def evaluate(
         metrics = evaluate_predictions(dataset.store, predictions, out, samples=settings.samples, reports_dir=reports)
         seconds = time.perf_counter() - start
         print(format_metrics(metrics))
-        if reports is not None:
-            write_json(reports / "timing.json", {"eval_seconds": round(seconds, 1), "images": len(dataset)})
+        write_timings(timings, {"eval_seconds": seconds, "images": len(dataset)})
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import typer
 from daisnet.errors import InputError, exit_on_input_error
 from daisnet.features.store import FeatureParams, compute_features
 from daisnet.params import Features
-from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params
+from stages.common import DEFAULT_PARAMS, ParamsFile, Writes, run, stage_params
 
 
 def feature_params(features: Features) -> FeatureParams:
@@ -28,10 +28,16 @@ def feature_params(features: Features) -> FeatureParams:
                          precision=features.precision).validate()
 
 
+# OUT_DIR holds one store per input, named as the input (it is never replaced itself).
+OUT_STORES_INSIDE = Writes("parent", lambda out, arguments: [(Path(out) / Path(d).name, "store")
+                                                             for d in arguments["depth"]])
+
+
 def features(
     depth: Annotated[list[Path], typer.Argument(help="Depth stores (data/depth/train.zarr data/depth/val.zarr); "
                                                      "the first one's statistics normalize all.")],
-    out_dir: Annotated[Path, typer.Option(help="Each input X.zarr is written to OUT_DIR/X.zarr (replaced atomically).")],
+    out_dir: Annotated[Path, typer.Option(help="Each input X.zarr is written to OUT_DIR/X.zarr (replaced atomically)."),
+                       OUT_STORES_INSIDE],
     params: ParamsFile = DEFAULT_PARAMS,
     step: Annotated[float | None, typer.Option(help="Ds: regional step in metres (eq. 4) [features.regional.step].")] = None,
     offsets: Annotated[int | None, typer.Option(help="Dm: regional maps, offset by Ds / Dm [features.regional.offsets].")] = None,

@@ -16,10 +16,10 @@ from typing import Annotated
 
 import typer
 
-from daisnet.data.rasterize import RasterizeConfig, rasterize as rasterize_files
+from daisnet.data.rasterize import RasterizeConfig, rasterize as rasterize_files, report_path
 from daisnet.errors import InputError, exit_on_input_error
 from daisnet.params import Params
-from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params
+from stages.common import DEFAULT_PARAMS, ParamsFile, Writes, run, stage_params
 
 SPLITS = ("train", "val")
 # KINS, per split: annotation files in order of preference (2020 release first), then the images folder.
@@ -49,11 +49,15 @@ def rasterize_config(params: Params) -> RasterizeConfig:
     return RasterizeConfig(**params.rasterize.model_dump())
 
 
+# The store, and the report written beside it (daisnet.data.rasterize.report_path): replaced only if it is one.
+OUT_STORE_WITH_REPORT = Writes("store", lambda out, _: [(report_path(Path(out)), "report")])
+
+
 def rasterize(
     source: Annotated[Path, typer.Argument(help="A dataset folder (data/raw/synth, data/raw/kins; with --split) "
                                                 "or a KINS annotation JSON (2019 or 2020 release; with --images).")],
     out: Annotated[Path, typer.Argument(help="Prepared store to write (replaced atomically), e.g. data/prepared/train.zarr; "
-                                             "its report goes beside it (train.report.json).")],
+                                             "its report goes beside it (train.report.json)."), OUT_STORE_WITH_REPORT],
     split: Annotated[str | None, typer.Option(help="With a dataset folder: the split to rasterize (train or val).")] = None,
     images: Annotated[Path | None, typer.Option(help="With an annotation file: the folder its file_name are relative to.")] = None,
     depth: Annotated[Path | None, typer.Option(help="With an annotation file: ground-truth depth PNGs (uint16, metres x 256), "

@@ -15,7 +15,7 @@ from daisnet.data.synth.dataset import SynthConfig, format_histogram, generate
 from daisnet.data.synth.scene import SceneConfig
 from daisnet.errors import exit_on_input_error
 from daisnet.params import Params
-from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, write_json
+from stages.common import DEFAULT_PARAMS, OUT_FILE, OUT_FOLDER, ParamsFile, run, stage_params, write_json
 
 
 def synth_config(params: Params) -> SynthConfig:
@@ -26,8 +26,8 @@ def synth_config(params: Params) -> SynthConfig:
 
 
 def synth(
-    out: Annotated[Path, typer.Argument(help="Output folder, replaced atomically (the stage: data/raw/synth).")],
-    report: Annotated[Path | None, typer.Option(help="Also write the dataset's report (JSON) here.")] = None,
+    out: Annotated[Path, typer.Argument(help="Output folder, replaced atomically (the stage: data/raw/synth)."), OUT_FOLDER],
+    report: Annotated[Path | None, typer.Option(help="Also write the dataset's report (JSON) here."), OUT_FILE] = None,
     params: ParamsFile = DEFAULT_PARAMS,
     train_images: Annotated[int | None, typer.Option(help="Images in the train split [synth.train_images].")] = None,
     val_images: Annotated[int | None, typer.Option(help="Images in the val split [synth.val_images].")] = None,

@@ -2,7 +2,7 @@
 
     python -m stages.train data/prepared/train.zarr data/models/daisnet.pt --features data/features/train.zarr \
         --depth data/depth/train.zarr --work-dir data/cache/train --live dvclive/train \
-        --summary reports/train.json                                      (dvc.yaml; = `daisnet train`)
+        --summary reports/train.json --timings logs/timings/train.json    (dvc.yaml; = `daisnet train`)
 
 With `model.shape_prior: on` the shape autoencoder and codebook (stages `shape_ae`, `codebook`)
 are loaded into the model and saved with it. Resumes from WORK_DIR/last.pt when that run had the
@@ -29,7 +29,18 @@ from daisnet.shape.codebook import configure_shape_prior
 from daisnet.train.launch import launch
 from daisnet.train.loop import TrainConfig, train as train_loop
 from daisnet.train.statistics import rgb_statistics
-from stages.common import DEFAULT_PARAMS, ParamsFile, run, stage_params, write_json
+from stages.common import (
+    DEFAULT_PARAMS,
+    OUT_FILE,
+    OUT_LIVE,
+    OUT_PARENT,
+    ParamsFile,
+    TimingsFile,
+    run,
+    stage_params,
+    write_json,
+    write_timings,
+)
 
 
 @dataclass(frozen=True)
@@ -45,9 +56,10 @@ class TrainPaths:
     codebook: Path | None = None
     live: Path | None = None  # dvclive curves (`dvc plots show`); None: none
     summary: Path | None = None  # the run's summary (JSON); None: none
+    timings: Path | None = None  # wall time and resume point (JSON, outside git); None: none
 
 
-def model_config(params: Params) -> ModelConfig:
+def model_config(params: Params, source: str | Path = "params.yaml") -> ModelConfig:
     """`model.*`, with what the model takes from other sections passed explicitly: the regional
     map count (`features.regional.offsets`) and, when the prior is on, `shape_prior.depth/top_k/fusion_width`."""
     values = {key: tuple(value) if isinstance(value, list) else value for key, value in params.model.model_dump().items()}
@@ -56,7 +68,7 @@ def model_config(params: Params) -> ModelConfig:
     shape = ({"shape_prior_depth": prior.depth, "shape_prior_k": prior.top_k, "shape_prior_width": prior.fusion_width}
              if params.model.shape_prior == "on" else {})
     config = ModelConfig(**values, **shape, regional_channels=params.features.regional.offsets)
-    config.validate()
+    config.validate(source)  # a problem names the user's params file
     return config
 
 
@@ -109,20 +121,22 @@ def train_process(params: Params, paths: TrainPaths) -> None:
     if logger is not None:
         logger.close()
     if rank0 and paths.summary is not None:
-        write_json(paths.summary, {"train_seconds": round(summary["seconds"], 1), "iterations": summary["iterations"],
-                                   "resumed_from": summary["start_iteration"]})
+        write_json(paths.summary, {"iterations": summary["iterations"]})
+    if rank0:  # a resumed run gives the same model: where it resumed is no result, like its time
+        write_timings(paths.timings, {"train_seconds": summary["seconds"], "resumed_from": summary["start_iteration"]})
 
 
 def train(
     prepared: Annotated[Path, typer.Argument(help="Prepared train store (data/prepared/train.zarr).")],
-    out: Annotated[Path, typer.Argument(help="Model checkpoint to write (data/models/daisnet.pt).")],
+    out: Annotated[Path, typer.Argument(help="Model checkpoint to write (data/models/daisnet.pt)."), OUT_FILE],
     features: Annotated[Path | None, typer.Option(help="Features store (needed by the depth, depth_raw, normal inputs).")] = None,
     depth: Annotated[Path | None, typer.Option(help="Depth store (needed by the occlusion-edge head and the shape prior).")] = None,
-    work_dir: Annotated[Path, typer.Option(help="Resume point of an interrupted run (last.pt).")] = Path("data/cache/train"),
+    work_dir: Annotated[Path, typer.Option(help="Resume point of an interrupted run (last.pt)."), OUT_PARENT] = Path("data/cache/train"),
     shape_ae: Annotated[Path | None, typer.Option(help="Shape autoencoder (model.shape_prior: on).")] = None,
     codebook: Annotated[Path | None, typer.Option(help="Shape codebook (model.shape_prior: on).")] = None,
-    live: Annotated[Path | None, typer.Option(help="dvclive folder for the training curves (`dvc plots show`).")] = None,
-    summary: Annotated[Path | None, typer.Option(help="Write the run's summary (JSON: seconds, iterations) here.")] = None,
+    live: Annotated[Path | None, typer.Option(help="dvclive folder for the training curves (`dvc plots show`)."), OUT_LIVE] = None,
+    summary: Annotated[Path | None, typer.Option(help="Write the run's summary (JSON: iterations) here."), OUT_FILE] = None,
+    timings: TimingsFile = None,
     params: ParamsFile = DEFAULT_PARAMS,
     iterations: Annotated[int | None, typer.Option(help="Training iterations [train.iterations].")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N [train.device].")] = None,
@@ -132,8 +146,8 @@ def train(
     with exit_on_input_error():
         settings = stage_params(params, {"train.iterations": iterations, "train.device": device,
                                          "train.processes": processes})
-        model_config(settings)  # bad params fail here, before any process starts
-        paths = TrainPaths(prepared, out, features, depth, work_dir, shape_ae, codebook, live, summary)
+        model_config(settings, params)  # bad params fail here, before any process starts
+        paths = TrainPaths(prepared, out, features, depth, work_dir, shape_ae, codebook, live, summary, timings)
         launch(train_process, (settings, paths), settings.train.processes)
         print(f"trained -> {out}")
 

@@ -261,7 +261,7 @@ def test_bts_predicts_with_the_upsampling_its_config_names() -> None:
 
 
 def test_runs_of_two_bts_models_under_one_source_name_are_never_averaged() -> None:
-    from daisnet.pipeline.report import group, separate_depth_models
+    from daisnet.pipeline.run_stats import group, separate_depth_models
 
     runs = [_record("R+N", "bts:650", s, ap) for s, ap in ((0, 20.0), (1, 21.0), (2, 30.0))]
     for run, fingerprint in zip(runs, ("aaaaaa111111", "aaaaaa111111", "bbbbbb222222")):

@@ -64,7 +64,7 @@ def test_default_bts_training_is_stable(default_data: dict[str, Path], tmp_path:
         config = replace(config, iterations=min(config.iterations, 200))
     # seed 0 on the exact images is the default run itself; the others also perturb the pixels
     train = default_data["train"] if seed == 0 else with_uint8_noise(default_data["train"], tmp_path / "noisy.zarr", seed)
-    metrics = train_bts(train, default_data["val"], tmp_path / "bts.pt", None, config, log=lambda _: None)
+    metrics = train_bts(train, default_data["val"], tmp_path / "bts.pt", config, log=lambda _: None)
     ours, baseline = metrics["val"]["abs_rel"], metrics["baseline_pixel_mean"]["abs_rel"]
     assert np.isfinite(ours)
     print(f"seed {seed}: val abs rel {ours:.4f}, per-pixel-mean baseline {baseline:.4f} ({ours / baseline:.3f}x)")

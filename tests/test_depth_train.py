@@ -27,15 +27,13 @@ TINY = DepthTrainConfig(num_features=32, iterations=2, batch_size=2, lr=1e-3, wa
 def trained(tiny_pipeline: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bts")
     logs: list[str] = []
-    metrics = train_bts(tiny_pipeline["train"], tiny_pipeline["val"], out / "bts.pt", out / "depth.json", TINY,
-                        log=logs.append)
-    return {"metrics": metrics, "checkpoint": out / "bts.pt", "json": out / "depth.json", "logs": logs,
+    metrics = train_bts(tiny_pipeline["train"], tiny_pipeline["val"], out / "bts.pt", TINY, log=logs.append)
+    return {"metrics": metrics, "checkpoint": out / "bts.pt", "logs": logs,
             "train": tiny_pipeline["train"]}
 
 
 def test_train_writes_checkpoint_and_metrics(trained: dict) -> None:
-    on_disk = json.loads(trained["json"].read_text())
-    assert on_disk == json.loads(json.dumps(trained["metrics"]))
+    on_disk = json.loads(json.dumps(trained["metrics"]))
     assert set(on_disk["val"]) == {*METRIC_NAMES, "normal_angle"} == set(on_disk["baseline_pixel_mean"])
     assert set(on_disk["train"]) == set(on_disk["val"]) and on_disk["train_images_scored"] == 6  # the tiny train split
     assert on_disk["train_val_abs_rel_ratio"] == pytest.approx(on_disk["val"]["abs_rel"] / on_disk["train"]["abs_rel"],
@@ -53,13 +51,37 @@ def test_train_writes_checkpoint_and_metrics(trained: dict) -> None:
 def test_curve_scores_val_during_training_without_counting_it(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
     from dataclasses import replace
 
-    metrics = train_bts(tiny_pipeline["train"], tiny_pipeline["val"], tmp_path / "bts.pt", tmp_path / "depth.json",
+    metrics = train_bts(tiny_pipeline["train"], tiny_pipeline["val"], tmp_path / "bts.pt",
                         replace(TINY, iterations=4, eval_every=2, train_eval_images=0), log=lambda _: None)
     assert [point["iteration"] for point in metrics["curve"]] == [2]  # the last iteration is the final score
     assert set(metrics["curve"][0]) == {"iteration", "train_seconds", "abs_rel", "delta1", "rmse", "normal_angle"}
     assert metrics["curve"][0]["train_seconds"] <= metrics["train_seconds"]
-    on_disk = json.loads((tmp_path / "depth.json").read_text())
-    assert "curve" not in on_disk and on_disk["train"] == {}  # a list is no metric; no train images asked
+    assert metrics["train"] == {}  # no train images asked
+
+
+def test_stage_splits_metrics_details_and_timings(tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
+    """--metrics: the few numbers DVC compares; --details: the rest; --timings: wall times, nowhere else."""
+    from typer.testing import CliRunner
+
+    from daisnet.pipeline.cli import app
+
+    params = tmp_path / "params.yaml"
+    raw = load_params("params.yaml").model_dump()
+    raw["depth"]["train"].update(num_features=32, iterations=2, batch_size=2, warmup=1)
+    import yaml
+
+    params.write_text(yaml.safe_dump(raw))
+    files = {name: tmp_path / f"{name}.json" for name in ("metrics", "details", "timings")}
+    result = CliRunner().invoke(app, ["train-depth", str(tiny_pipeline["train"]), str(tiny_pipeline["val"]),
+                                      str(tmp_path / "bts.pt"), "--params", str(params),
+                                      *[arg for name, path in files.items() for arg in (f"--{name}", str(path))]])
+    assert result.exit_code == 0, result.output
+    metrics, details, timings = (json.loads(files[name].read_text()) for name in ("metrics", "details", "timings"))
+    assert {split: set(values) for split, values in metrics.items()} == {
+        "val": {"abs_rel", "delta1", "normal_angle"}, "train": {"abs_rel", "delta1", "normal_angle"}}
+    assert set(timings) == {"train_seconds", "eval_seconds"}
+    assert not any(key.endswith("_seconds") for key in details) and "curve" not in details
+    assert "rmse" in details["val"] and "abs_rel" not in details["val"] and "abs_rel" in details["baseline_pixel_mean"]
 
 
 def test_depth_stage_bts_source(trained: dict, tiny_pipeline: dict[str, Path], tmp_path: Path) -> None:
@@ -148,7 +170,7 @@ def test_store_with_no_valid_depth_is_a_clear_error(tmp_path: Path) -> None:
     group.create_array("focal", data=np.full(4, 100.0, np.float32))
     config = DepthTrainConfig(num_features=32, iterations=4, batch_size=2, augment=False)
     with pytest.raises(InputError, match="no valid depth pixel") as err:
-        train_bts(store, store, tmp_path / "bts.pt", None, config, log=lambda _: None)
+        train_bts(store, store, tmp_path / "bts.pt", config, log=lambda _: None)
     assert str(store) in err.value.message() and not (tmp_path / "bts.pt").exists()
 
 
@@ -173,7 +195,7 @@ def test_fine_tuning_starts_from_an_official_checkpoint(tiny_pipeline: dict[str,
     x, focal = torch.randn(1, 3, 64, 96), torch.tensor([721.5377])
     with torch.no_grad():
         assert torch.equal(model.eval()(x, focal), official(x, focal))
-    train_bts(tiny_pipeline["train"], tiny_pipeline["val"], tmp_path / "tuned.pt", None, config)
+    train_bts(tiny_pipeline["train"], tiny_pipeline["val"], tmp_path / "tuned.pt", config)
     _, info = load_bts(tmp_path / "tuned.pt")
     assert info["init"]["sha256"] == sha256_file(path) and info["bts"]["focal_reference"] == official.config.focal_reference
 

@@ -22,6 +22,7 @@ from daisnet.errors import InputError
 from daisnet.evaluate import evaluate_predictions
 from daisnet.evaluate.coco import encode_mask, ground_truth, load_results
 from daisnet.evaluate.metrics import COLUMNS, OCCLUSION_BUCKETS, evaluate_segm
+from daisnet.evaluate.run import full_metrics
 from kins_data import write_dataset
 
 IN_PROCESS = RasterizeConfig(workers=0, images_per_shard=4, instances_per_shard=8, batch_images=2, batch_instances=4)
@@ -151,7 +152,12 @@ def test_ground_truth_as_predictions_scores_100(split, tmp_path: Path) -> None:
     assert min(counts["gt_by_occlusion"].values()) > 0  # the fixture has every occlusion level
     # Every bucket and column is defined next to the numbers.
     assert {c[0] for c in COLUMNS} | {f"occlusion.{b}" for b in OCCLUSION_BUCKETS} <= set(metrics["definitions"])
-    assert json.loads((out / "metrics.json").read_text()) == metrics
+    # metrics.json: numbers only (what DVC compares); details.json the rest; together, the whole
+    registered = json.loads((out / "metrics.json").read_text())
+    assert full_metrics(out) == metrics
+    assert set(registered) == {"amodal", "visible", "per_class", "occlusion"} and set(registered["per_class"]) == {"amodal"}
+    assert registered["occlusion"]["amodal"]["heavy"] == {"AP": metrics["occlusion"]["amodal"]["heavy"]["AP"]}
+    assert "definitions" in json.loads((out / "details.json").read_text())
     curve = json.loads((out / "plots" / "pr_amodal.json").read_text())
     assert len(curve) == 101 and all(row["precision_iou50"] == 1.0 and row["precision_iou75"] == 1.0 for row in curve)
     samples = sorted((out / "samples").glob("*.png"))
@@ -168,7 +174,7 @@ def test_shifted_masks_score_lower(split, tmp_path: Path) -> None:
                                        reports_dir=reports)
         ap[shift] = (metrics["amodal"]["AP"], metrics["visible"]["AP"])
     # With reports_dir, metrics and curves live apart from the predictions (DVC: no metrics inside outs).
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["metrics.json", "plots"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [".daisnet-output", "details.json", "metrics.json", "plots"]
     assert sorted(p.name for p in (tmp_path / "eval4").iterdir()) == [".daisnet-output", "predictions_amodal.json",
                                                                       "predictions_visible.json", "samples"]
     assert json.loads((tmp_path / "reports" / "metrics.json").read_text())["amodal"]["AP"] == ap[4][0]

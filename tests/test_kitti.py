@@ -48,7 +48,7 @@ def test_kitti_file_list_becomes_a_store_bts_trains_on(tmp_path: Path) -> None:
     assert np.array_equal(depth[:62, :126], second.astype(np.float32) / 256) and not depth[62:].any()
     assert group["image_size"][:].tolist() == [list(s) for s in SIZES] and group["focal"][0] == np.float32(721.5377)
     config = DepthTrainConfig(num_features=32, iterations=1, batch_size=2, warmup=1, input_scale=0.5, threads=1)
-    metrics = train_bts(out, out, tmp_path / "bts.pt", None, config)
+    metrics = train_bts(out, out, tmp_path / "bts.pt", config)
     assert np.isfinite(metrics["val"]["abs_rel"])
 
 

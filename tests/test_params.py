@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from daisnet.errors import InputError
-from daisnet.params import Params, load_params, read_yaml, validate
+from daisnet.params import SCHEMA_DEFAULTS, Params, load_params, read_yaml, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DELETE = object()
@@ -33,7 +33,7 @@ CASES = [
     ("features.regional.offset", 1, r"unknown key features\.regional\.offset \(did you mean features\.regional\.offsets\?\)"),
     ("depth.train.iteratons", 5, r"unknown key depth\.train\.iteratons \(did you mean depth\.train\.iterations\?\)"),
     ("synth.train_imgs", 3, r"unknown key synth\.train_imgs"),
-    # missing keys: params.yaml is the only source of defaults
+    # missing keys: a key that changes a result has no default but params.yaml's
     ("train.lr", DELETE, r"missing key train\.lr"),
     ("depth.train", DELETE, r"missing key depth\.train"),
     # mistyped and out-of-range values (issue 20, weak list)
@@ -71,7 +71,7 @@ def with_value(dotted: str, value: object) -> dict:
     *parents, last = dotted.split(".")
     node = raw
     for key in parents:
-        node = node[key]
+        node = node.setdefault(key, {})  # a section left to the schema (synth.scene)
     if value is DELETE:
         del node[last]
     else:
@@ -136,7 +136,7 @@ def _sections():
     from daisnet.shape.codebook import CodebookConfig
     from daisnet.train.loop import TrainConfig
 
-    p = RAW
+    p = load_params(ROOT / "params.yaml").model_dump()  # with the schema's defaults (SCHEMA_DEFAULTS)
     features = {**p["features"]["regional"], **p["features"]["normals"], "precision": p["features"]["precision"],
                 "normalize_regional": p["features"]["regional"]["normalize"]}
     shape = p["shape_prior"]
@@ -198,4 +198,22 @@ def test_the_schema_knows_every_key_of_params_yaml_and_nothing_else() -> None:
             found |= yaml_keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
         return found
 
-    assert keys(Params) == yaml_keys(RAW)
+    schema = keys(Params)
+    assert yaml_keys(RAW) <= schema
+    # Every key params.yaml leaves out is a documented schema default (an execution setting or the scene)
+    assert {key for key in schema - yaml_keys(RAW)
+            if not any(key == d or key.startswith(d + ".") for d in SCHEMA_DEFAULTS)} == set()
+
+
+def test_a_schema_default_is_set_like_any_key(tmp_path: Path) -> None:
+    """A key left to the schema (the scene, an execution setting) is read from params.yaml when given there."""
+    raw = copy.deepcopy(RAW)
+    raw["synth"]["scene"] = {"line_of_sight": 0.5}
+    raw["evaluate"]["samples"] = 0
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    loaded = load_params(path)
+    assert loaded.synth.scene.line_of_sight == 0.5 and loaded.synth.scene.street_fraction == 0.5
+    assert loaded.evaluate.samples == 0
+    assert load_params(ROOT / "params.yaml", {"synth.scene.cyclist_fraction": 0.5}).synth.scene.cyclist_fraction == 0.5
+

@@ -78,3 +78,16 @@ def test_evaluate_command_writes_metrics(trained, tiny_features, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 <= metrics["amodal"]["AP"] <= 100
     assert (out / "predictions_amodal.json").exists()
+
+
+def test_predict_refuses_depth_without_values(trained, tiny_features, tmp_path):
+    """An all-zero depth PNG (no depth anywhere) is refused, as the depth stage refuses such depth (issue 31, D)."""
+    image = sorted((tiny_features["raw"] / "val" / "image_2").glob("*.png"))[0]
+    depth_dir = tmp_path / "depth"
+    depth_dir.mkdir()
+    Image.fromarray(np.zeros((64, 128), np.uint16)).save(depth_dir / image.name)
+    result = CliRunner().invoke(app, ["predict", str(image), "--model", str(trained), "--out", str(tmp_path / "p"),
+                                      "--depth-dir", str(depth_dir)])
+    assert result.exit_code == 2, result.output
+    assert "8192 of 8192 pixels have no depth" in result.output and str(depth_dir / image.name) in result.output
+    assert not (tmp_path / "p").exists()

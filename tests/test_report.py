@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROW_BY_NAME, ROWS
 from daisnet.pipeline.cli import app
-from daisnet.pipeline.report import (BTS_CLAIMS, CLAIMS, code_line, data_state, group, load_paper_table,
-                                     owed_commands, seeds_owed, verdict, write_report)
+from daisnet.pipeline.claims import BTS_CLAIMS, CLAIMS, load_paper_table
+from daisnet.pipeline.report import code_line, data_state, write_report
+from daisnet.pipeline.run_stats import group, owed_commands, seeds_owed, verdict
 from daisnet.pipeline.study import BTS_ROWS, STUDY_ROWS, RunSpec, params_for, plan, read_runs
 
 PAPER_TEXT = Path("/work/shared/paper/DAISnet.txt")
@@ -89,6 +90,18 @@ def test_a_runs_file_that_is_a_folder_or_binary_is_one_line_not_a_traceback(tmp_
                                      "--chart", str(tmp_path / "r.png")])
         assert result.exit_code == 2 and problem in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl", "store.zarr"]
+
+
+def test_a_run_recorded_twice_is_refused_not_counted_twice(tmp_path):
+    """A line repeated in the runs file would be a seed more and move its row's mean (issue 31, D)."""
+    runs = tmp_path / "runs.jsonl"
+    lines = [json.dumps(r) + "\n" for r in FIXTURE]
+    runs.write_text("".join(lines + [lines[1]]))
+    result = CliRunner().invoke(app, ["report", "--runs-file", str(runs), "--out", str(tmp_path / "r.md"),
+                                      "--chart", str(tmp_path / "r.png")])
+    assert result.exit_code == 2, result.output
+    assert f"line {len(lines) + 1} records the run of line 2 again" in result.output
+    assert not (tmp_path / "r.md").exists()
 
 def test_report_states_a_verdict_for_every_claim_and_is_rebuilt_byte_for_byte(tmp_path):
     runs = tmp_path / "runs.jsonl"
@@ -321,6 +334,8 @@ def test_every_profile_override_names_a_real_param_and_gives_valid_configs() -> 
     from stages.synth import synth_config
     from stages.train import model_config, train_config
 
+    from daisnet.params import SCHEMA_DEFAULTS
+
     params = yaml.safe_load(Path("params.yaml").read_text())
     for name, overrides in PROFILES.items():
         merged = json.loads(json.dumps(params))
@@ -328,8 +343,9 @@ def test_every_profile_override_names_a_real_param_and_gives_valid_configs() -> 
             *parents, leaf = key.split(".")
             section = merged
             for part in parents:
-                section = section[part]
-            assert leaf in section, f"profile {name}: {key} is not in params.yaml"
+                section = section.setdefault(part, {}) if key in SCHEMA_DEFAULTS else section[part]
+            # a key params.yaml leaves to the schema is real too (`dvc exp run -S '+key=value'`)
+            assert leaf in section or key in SCHEMA_DEFAULTS, f"profile {name}: {key} is not in params.yaml"
             section[leaf] = yaml.safe_load(value)
         profile = validate(merged, f"profile {name}")  # raises on a bad value
         model_config(profile), train_config(profile)

@@ -3,7 +3,6 @@ stages end to end on tiny data, and a trained model whose checkpoint carries the
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 
 import numpy as np
@@ -133,9 +132,9 @@ def shape_files(tiny_features, tmp_path_factory):
     root = tmp_path_factory.mktemp("shape")
     train = (tiny_features["train"], tiny_features["depth_train"])
     val = (tiny_features["val"], tiny_features["depth_val"])
-    ae_metrics = run_shape_ae(train, val, root / "shape_ae.pt", TINY_AE, root / "shape_ae.json", progress=False)
+    ae_metrics = run_shape_ae(train, val, root / "shape_ae.pt", TINY_AE, progress=False)
     book_metrics = run_codebook(root / "shape_ae.pt", train, root / "codebook.npz", TINY_BOOK, val,
-                                root / "codebook.json", progress=False, log=lambda m: None)
+                                progress=False, log=lambda m: None)
     return {"root": root, "ae": root / "shape_ae.pt", "codebook": root / "codebook.npz", "train": train,
             "ae_metrics": ae_metrics, "book_metrics": book_metrics}
 
@@ -157,7 +156,7 @@ def test_stage_outputs_and_metrics(shape_files):
     model, meta = load_autoencoder(shape_files["ae"])
     assert meta["depth"] == "all" and meta["code_dim"] == 392
     assert set(shape_files["ae_metrics"]["val"]) == {"iou", "iou_pooled", "depth_mae"}
-    saved = json.loads((shape_files["root"] / "codebook.json").read_text())
+    saved = shape_files["book_metrics"]
     assert saved["codewords"] == len(load_codebook(shape_files["codebook"]))
     assert 0 <= saved["val_nearest_codeword_iou"] <= 1
 

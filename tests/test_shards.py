@@ -80,3 +80,25 @@ def test_reader_refuses_a_missing_or_damaged_shard_instead_of_zeros(store: zarr.
     (root / "c.0.0.0.0").write_bytes(b"x" * 100)
     with pytest.raises(ShardError, match="c.0.0.0.0 is corrupt"):
         ShardReader(array).read(0, 1)
+
+
+@pytest.mark.parametrize("reader", ["ours", "zarr"])
+def test_corrupt_bytes_inside_a_chunk_fail_the_read(store: zarr.Group, reader: str) -> None:
+    """32 damaged bytes inside a shard's data (not its index) are found by each chunk's CRC32C, by our
+    reader and by zarr's, instead of being read as pixels (issue 31, D)."""
+    array = store["images"]
+    data = np.random.default_rng(2).integers(0, 256, array.shape, dtype=np.uint8)
+    for shard in range(3):
+        with ShardWriter(array, shard) as writer:
+            writer.append(data[shard * 3:(shard + 1) * 3])
+    shard_file = Path(store.store_path.store.root) / "images" / "c.0.0.0.0"
+    raw = bytearray(shard_file.read_bytes())
+    raw[20:52] = bytes(b ^ 0xFF for b in raw[20:52])  # inside the first chunk's compressed bytes
+    shard_file.write_bytes(bytes(raw))
+    if reader == "ours":
+        with pytest.raises(ShardError, match="row 0 of 'images' fails its checksum"):
+            ShardReader(array).read(0, 3)
+    else:
+        with pytest.raises(ValueError, match="checksum"):
+            zarr.open_group(store.store_path.store.root, mode="r")["images"][0]
+    assert np.array_equal(ShardReader(array).read(3, 7), data[3:7])  # the other shards read as before

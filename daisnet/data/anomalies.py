@@ -38,10 +38,14 @@ SKIP_RULES: dict[str, str] = {
 # The store's attrs keep the list they were first written with: a new entry would change the bytes
 # of every prepared store (pinned by dvc.lock) for no reader; the report lists every rule.
 STORE_SKIP_RULES = ["crowd", "empty_amodal", "empty_visible"]
-KEPT_WITH_WARNING = ("visible_outside_amodal",)
+KEPT_WITH_WARNING = ("visible_outside_amodal", "amodal_box_mismatch", "visible_box_mismatch")
 EXAMPLES = 5  # examples listed per anomaly in the report
 AREA_RELATIVE = 0.10
 AREA_SLACK_PX = 4
+# A declared box agrees with its mask when each edge is within this many px + this share of the mask's
+# extent along that axis (a float box around integer pixels rounds by up to a pixel per edge).
+BOX_SLACK_PX = 2.0
+BOX_RELATIVE = 0.10
 
 
 @dataclass
@@ -106,6 +110,23 @@ def check_areas(inst: InstanceRecord, decoded: dict[str, tuple[int, dict]], tall
             tally.add(key, inst, declared=declared, decoded=area)
 
 
+def checked_box(inst: InstanceRecord, kind: str, rle: dict, tally: Tally) -> list[float]:
+    """The (x0, y0, x1, y1) box to store for the `kind` ("amodal" or "visible") mask of `inst`: the
+    declared box when it agrees with the mask's own box (`BOX_SLACK_PX`, `BOX_RELATIVE`), else the
+    mask's box, counted as `<kind>_box_mismatch` with the example. The masks are what the store holds,
+    and a detector trained on a box far from its mask (a box [-50, -50, 10, 10] whose polygon lies
+    elsewhere, one covering the whole image) would learn a wrong target without anyone knowing."""
+    x, y, w, h = inst.amodal_bbox if kind == "amodal" else inst.visible_bbox
+    declared = [float(x), float(y), float(x + w), float(y + h)]
+    mx, my, mw, mh = (float(v) for v in mask_utils.toBbox(rle))
+    mask_box = [mx, my, mx + mw, my + mh]
+    slack = [BOX_SLACK_PX + BOX_RELATIVE * mw, BOX_SLACK_PX + BOX_RELATIVE * mh] * 2
+    if all(abs(a - b) <= s for a, b, s in zip(declared, mask_box, slack)):
+        return declared
+    tally.add(f"{kind}_box_mismatch", inst, declared=[round(v, 1) for v in declared], mask=mask_box)
+    return mask_box
+
+
 def report_fields(tally: Tally) -> dict:
     """The anomaly part of the rasterize report (strict JSON; DVC metrics shows the numbers)."""
     return {
@@ -118,6 +139,10 @@ def report_fields(tally: Tally) -> dict:
         "area_mismatch_examples": {key: tally.examples[key] for key in AREA_FIELDS if key in tally.examples},
         "area_tolerance": f"|declared - decoded| <= {AREA_RELATIVE:g} x the larger + the decoded mask's box "
                           f"width + height + {AREA_SLACK_PX} px",
+        "box_mismatch_examples": {name: tally.examples[name] for name in KEPT_WITH_WARNING
+                                  if name.endswith("_box_mismatch") and name in tally.examples},
+        "box_tolerance": f"each edge within {BOX_SLACK_PX:g} px + {BOX_RELATIVE:g} x the mask's extent of the mask's "
+                         "own box; else the mask's box is stored",
     }
 
 
@@ -136,4 +161,9 @@ def notes(report: dict) -> list[str]:
                          + ", ".join(f"image {e['image_id']} annotation {e['annotation_id']} ({e['declared']:g} "
                                      f"declared, {e['decoded']} decoded)"
                                      for e in report["area_mismatch_examples"][key]))
+    for name, examples in report.get("box_mismatch_examples", {}).items():
+        lines.append(f"{report['kept_with_warning'][name]} {name.split('_')[0]} box(es) disagree with their mask; "
+                     "the mask's box is stored; first: "
+                     + ", ".join(f"image {e['image_id']} annotation {e['annotation_id']} (declared {e['declared']}, "
+                                 f"mask {e['mask']})" for e in examples))
     return lines

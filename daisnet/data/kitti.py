@@ -28,7 +28,7 @@ from daisnet.atomic import atomic_output, refuse_overlap
 from daisnet.data.rasterize import read_depth, read_image
 from daisnet.errors import InputError
 from daisnet.progress import track
-from daisnet.stores import CHUNK_KEYS, create_image_array, shard_ranges
+from daisnet.stores import CHUNK_KEYS, SMALL_COMPRESSORS, create_image_array, shard_ranges
 
 IMAGES_PER_SHARD = 16
 
@@ -111,7 +111,7 @@ def write_kitti_store(file_list: str | Path, data_path: str | Path, gt_path: str
             depth[start:stop] = gt
         for name, values, units in (("image_size", sizes, "px"), ("focal", np.array([s.focal for s in samples], np.float32), "px"),
                                     ("image_id", np.arange(count, dtype=np.int64), "")):
-            array = group.create_array(name, data=values, chunk_key_encoding=CHUNK_KEYS)
+            array = group.create_array(name, data=values, chunk_key_encoding=CHUNK_KEYS, compressors=SMALL_COMPRESSORS)
             array.attrs.update({"units": units})
     return {"images": count, "without_depth": without_depth, "canvas": list(canvas),
             "measured_pixels": measured, "measured_fraction": round(measured / float(sizes.prod(1).sum()), 4)}

@@ -33,7 +33,9 @@ from zarr.codecs import BloscCodec
 
 from daisnet.data.shards import ShardReader
 from daisnet.errors import InputError
-from daisnet.stores import WRITE_ALL_CHUNKS, check_complete, prepared_identity, reading, recorded_identity
+from daisnet.stores import (
+    CHECKSUM, WRITE_ALL_CHUNKS, check_complete, prepared_identity, reading, recorded_identity,
+)
 
 CHUNK_KEYS = {"name": "default", "separator": "."}
 # Masks: measured at 1242 x 375, zstd level 3 without shuffle compresses ~770x at 0.2 ms per mask;
@@ -105,7 +107,7 @@ def _big(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: str, per_s
          units: str, description: str) -> None:
     array = group.create_array(
         name, shape=shape, dtype=dtype, chunks=(1, *shape[1:]),
-        shards=(_shard(shape[0], per_shard), *shape[1:]), compressors=codec,
+        shards=(_shard(shape[0], per_shard), *shape[1:]), compressors=(codec, CHECKSUM),
         chunk_key_encoding=CHUNK_KEYS, fill_value=0,
     )
     array.attrs.update({"units": units, "description": description})
@@ -116,7 +118,7 @@ def write_small(group: zarr.Group, name: str, values: np.ndarray, units: str, de
     values = np.ascontiguousarray(values)
     chunks = (max(1, values.shape[0]), *values.shape[1:])
     array = group.create_array(name, shape=values.shape, dtype=values.dtype, chunks=chunks,
-                               compressors=SMALL_CODEC, chunk_key_encoding=CHUNK_KEYS, fill_value=0,
+                               compressors=(SMALL_CODEC, CHECKSUM), chunk_key_encoding=CHUNK_KEYS, fill_value=0,
                                config=WRITE_ALL_CHUNKS)
     array[...] = values
     array.attrs.update({"units": units, "description": description})

@@ -9,7 +9,9 @@ settings, appends it to the shard file and writes the index at the end: memory i
 reading a training sample (image + ~24 masks) through zarr costs ~25 index reads + 25 chunk reads.
 
 Both handle exactly the layout `daisnet.data.prepared` creates (checked, else an error): shards
-along axis 0, one row per chunk, inner codecs [bytes (little endian), blosc], index codecs
+along axis 0, one row per chunk, inner codecs [bytes (little endian), blosc, crc32c] (the CRC32C of
+each chunk after it, little endian: damaged bytes fail the read, never read as pixels; stores written
+before 2026-12-04 have no chunk checksum and are read as they are), index codecs
 [bytes, crc32c] at the end of the shard (the Zarr v3 sharding spec: the index holds an
 (offset, length) uint64 pair per chunk, 2^64 - 1 for an absent chunk, then the CRC32C of the
 index). What they write, zarr reads (tests/test_shards.py). The writer writes every shard file,
@@ -49,15 +51,17 @@ def use_global_blosc() -> None:
 _SHUFFLE = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2}
 
 
-def _layout(array: zarr.Array) -> tuple[int, Blosc, Path]:
-    """(rows per shard, the chunk compressor, the array's folder), or an error if not our layout."""
+def _layout(array: zarr.Array) -> tuple[int, Blosc, Path, bool]:
+    """(rows per shard, the chunk compressor, the array's folder, whether each chunk carries a CRC32C),
+    or an error if not our layout."""
     codecs = array.metadata.codecs
     ok = len(codecs) == 1 and isinstance(codecs[0], ShardingCodec)
     if ok:
         sharding = codecs[0]
         inner, index = sharding.codecs, sharding.index_codecs
         ok = (tuple(sharding.chunk_shape) == (1, *array.shape[1:])
-              and len(inner) == 2 and isinstance(inner[0], BytesCodec) and isinstance(inner[1], BloscCodec)
+              and len(inner) in (2, 3) and isinstance(inner[0], BytesCodec) and isinstance(inner[1], BloscCodec)
+              and (len(inner) == 2 or isinstance(inner[2], Crc32cCodec))
               and len(index) == 2 and isinstance(index[0], BytesCodec) and isinstance(index[1], Crc32cCodec)
               and str(sharding.index_location.value) == "end" and np.dtype(array.dtype).byteorder in "=|<")
     if not ok:
@@ -66,7 +70,7 @@ def _layout(array: zarr.Array) -> tuple[int, Blosc, Path]:
     compressor = Blosc(cname=blosc.cname.value, clevel=blosc.clevel, shuffle=_SHUFFLE[blosc.shuffle.value],
                        blocksize=blosc.blocksize, typesize=blosc.typesize)
     root = Path(array.store_path.store.root) / array.path
-    return int(array.shards[0]), compressor, root
+    return int(array.shards[0]), compressor, root, len(inner) == 3
 
 
 def _shard_file(array: zarr.Array, root: Path, shard: int) -> Path:
@@ -78,7 +82,7 @@ def verify_shards(array: zarr.Array) -> None:
 
     Arrays of another layout than ours are not checked."""
     try:
-        per_shard, _, root = _layout(array)
+        per_shard, _, root, _ = _layout(array)
     except ValueError:
         return
     for shard in range(-(-array.shape[0] // per_shard)):
@@ -108,6 +112,11 @@ def read_index(path: Path, per_shard: int) -> np.ndarray:
     return index
 
 
+def _crc(data: bytes) -> bytes:
+    """CRC32C as the Zarr v3 crc32c codec stores it: 4 bytes, little endian."""
+    return np.uint32(google_crc32c.value(data)).astype("<u4").tobytes()
+
+
 class ShardWriter:
     """Write shard `shard` of `array` row by row, in order; `close()` writes the index.
 
@@ -115,7 +124,7 @@ class ShardWriter:
     """
 
     def __init__(self, array: zarr.Array, shard: int) -> None:
-        self.per_shard, self.compressor, root = _layout(array)
+        self.per_shard, self.compressor, root, self.checksummed = _layout(array)
         use_global_blosc()
         self.array, self.shard = array, shard
         self.start = shard * self.per_shard
@@ -135,6 +144,8 @@ class ShardWriter:
         for row in rows:
             if row.any():
                 encoded = self.compressor.encode(row)
+                if self.checksummed:
+                    encoded += _crc(encoded)
                 self.file.write(encoded)
                 self.index[self.next_row - self.start] = (self.offset, len(encoded))
                 self.offset += len(encoded)
@@ -146,7 +157,7 @@ class ShardWriter:
                              f"{self.stop - self.start}")
         index = self.index.reshape(self.per_shard, *([1] * (self.array.ndim - 1)), 2).tobytes()
         self.file.write(index)
-        self.file.write(np.uint32(google_crc32c.value(index)).tobytes())
+        self.file.write(_crc(index))
         self.file.close()
 
     def __enter__(self) -> ShardWriter:
@@ -163,7 +174,7 @@ class ShardReader:
     """Rows of a one-row-per-chunk sharded array, read with one pread each (indexes cached)."""
 
     def __init__(self, array: zarr.Array) -> None:
-        self.per_shard, self.compressor, self.root = _layout(array)
+        self.per_shard, self.compressor, self.root, self.checksummed = _layout(array)
         use_global_blosc()
         self.array = array
         self.row_shape = tuple(array.shape[1:])
@@ -187,5 +198,10 @@ class ShardReader:
                     if offset == EMPTY:
                         continue
                     data = os.pread(fd, int(length), int(offset))
+                    if self.checksummed:
+                        data, crc = data[:-4], data[-4:]
+                        if crc != _crc(data):
+                            raise ShardError(f"shard file {_shard_file(self.array, self.root, shard).name} is corrupt "
+                                             f"(row {row} of {self.array.path!r} fails its checksum)")
                     self.compressor.decode(data, out=out[row - start])
         return out

@@ -29,8 +29,8 @@ from daisnet.depth.degrade import check_degradation, degrade_depth
 from daisnet.errors import InputError
 from daisnet.progress import track
 from daisnet.stores import (
-    CHUNK_KEYS, WRITE_ALL_CHUNKS, canvas_mask, check_complete, check_depth, create_image_array, image_sizes,
-    open_store, prepared_identity, reading, require_array, shard_ranges,
+    CHUNK_KEYS, SMALL_COMPRESSORS, WRITE_ALL_CHUNKS, canvas_mask, check_complete, check_depth, create_image_array,
+    image_sizes, open_store, prepared_identity, reading, require_array, shard_ranges,
 )
 
 # (images uint8 (B, H, W, 3) on the canvas, true sizes int (B, 2), focal px float (B,), NaN where
@@ -88,10 +88,12 @@ def write_depth_store(
             group, "depth", (count, height, width), "float32", images_per_shard=images_per_shard,
             units="m", description="metric depth on the canvas; 0 outside the true image size")
         size_out = group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS,
+                                      compressors=SMALL_COMPRESSORS,
                                       config=WRITE_ALL_CHUNKS)
         size_out.attrs.update({"units": "px", "description": "true (height, width) of each image"})
         id_out = group.create_array("image_id", data=np.asarray(image_id, dtype=np.int64),
-                                    chunk_key_encoding=CHUNK_KEYS, config=WRITE_ALL_CHUNKS)
+                                    chunk_key_encoding=CHUNK_KEYS, compressors=SMALL_COMPRESSORS,
+                                    config=WRITE_ALL_CHUNKS)
         id_out.attrs.update({"units": "", "description": "KINS image id"})
         blocks = shard_ranges(count, images_per_shard)
         blocks = track(blocks, f"depth {Path(out_path).stem}", unit="shard", bar=progress)

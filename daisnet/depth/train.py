@@ -20,7 +20,6 @@ From random weights the encoder's BatchNorm trains (BTS freezes it because it st
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from daisnet.atomic import atomic_output, refuse_overlap
+from daisnet.atomic import refuse_overlap
 from daisnet.depth.bts import BtsConfig, BtsModel, normalize_images
 from daisnet.depth.checkpoint import save_bts
 from daisnet.depth.infer import predict_depth
@@ -263,38 +262,12 @@ def initial_model(config: DepthTrainConfig, focal_reference: float) -> tuple[Bts
     return model, {"path": str(config.init), "sha256": info["sha256"], "format": info["format"]}
 
 
-def train_bts(
-    train_path: str | Path,
-    val_path: str | Path,
-    checkpoint_path: str | Path,
-    metrics_path: str | Path | None,
-    config: DepthTrainConfig,
-    *,
-    progress: bool = False,
-    log: Any = None,
-) -> dict[str, Any]:
-    """Train BTS on `train_path`'s ground-truth depth; write the checkpoint and val metrics (JSON).
-
-    Returns the metrics dict: `val` (the network), `baseline` (per-pixel train mean), timings.
-    """
-    refuse_overlap([checkpoint_path, metrics_path], [train_path, val_path])
-    if log is None:  # flushed: DVC and CI read the lines through a pipe
-        def log(line: str) -> None:
-            print(line, flush=True)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    train, val = open_split(train_path), open_split(val_path)
-    # Focal scaling relative to the training camera at the training scale: factor 1 on our data.
-    focal_ref = float(np.median(train.focal)) * _scaled(int(train.sizes[:, 1].max()), config.input_scale) / float(
-        train.sizes[:, 1].max())
-    model, init = initial_model(config, focal_ref)
-    device = resolve_device(config.device, "depth.train.device")
-    model = model.to(device)
+def fit(model: BtsModel, batches: Iterator, val: _Split, config: DepthTrainConfig, device: torch.device,
+        train_path: str | Path, log: Any, progress: bool) -> tuple[float, list[dict[str, float]]]:
+    """AdamW on BTS's scale-invariant log loss (daisnet/depth/loss.py) for `config.iterations` batches, logging as it goes and
+    scoring val every `eval_every` iterations: (training seconds without those scores, the val curve)."""
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     model.train()
-    batches = _batches(train, config, gen)
     steps = range(config.iterations)
     if progress:
         from tqdm import tqdm
@@ -338,8 +311,12 @@ def train_bts(
             log(f"train_depth: iteration {step + 1}  {seconds:.0f} s  val " +
                 "  ".join(f"{k} {point[k]:.4f}" for k in CURVE_METRICS if k in point))
             paused += time.perf_counter() - t_eval
-    train_seconds = time.perf_counter() - t0 - paused
+    return time.perf_counter() - t0 - paused, curve
 
+
+def final_report(model: BtsModel, train: _Split, val: _Split, config: DepthTrainConfig) -> dict[str, Any]:
+    """The trained network's val and train metrics beside the per-pixel-mean baseline's, with counts
+    and `eval_seconds`."""
     model.eval()
     t1 = time.perf_counter()
     baseline_map = pixel_mean_baseline(train, config.max_depth)
@@ -355,19 +332,52 @@ def train_bts(
         # > 1: the train split's depth is cleaner than val's (what out-of-fold prediction corrects)
         **({"train_val_abs_rel_ratio": round(val_metrics["abs_rel"] / train_metrics["abs_rel"], 4)}
            if train_images else {}),
-        "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(time.perf_counter() - t1, 1),
         "iterations": config.iterations,
         "val_images": len(val.sizes),
         "train_images_scored": train_images,
     }
+    return metrics
+
+
+def train_bts(
+    train_path: str | Path,
+    val_path: str | Path,
+    checkpoint_path: str | Path,
+    config: DepthTrainConfig,
+    *,
+    progress: bool = False,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Train BTS on `train_path`'s ground-truth depth; write the checkpoint.
+
+    Returns the report: `val` and `train` metrics of the network, `baseline_pixel_mean` (per-pixel
+    train mean), counts, `*_seconds` timings and, with `eval_every`, the val `curve`.
+    """
+    refuse_overlap([checkpoint_path], [train_path, val_path])
+    if log is None:  # flushed: DVC and CI read the lines through a pipe
+        def log(line: str) -> None:
+            print(line, flush=True)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    train, val = open_split(train_path), open_split(val_path)
+    if config.batch_size > len(train.sizes):  # no full batch could ever be drawn: it would loop forever
+        raise InputError(f"depth.train.batch_size {config.batch_size} is larger than the {len(train.sizes)} images of "
+                         "the train split: lower it", path=train_path)
+    # Focal scaling relative to the training camera at the training scale: factor 1 on our data.
+    focal_ref = float(np.median(train.focal)) * _scaled(int(train.sizes[:, 1].max()), config.input_scale) / float(
+        train.sizes[:, 1].max())
+    model, init = initial_model(config, focal_ref)
+    device = resolve_device(config.device, "depth.train.device")
+    model = model.to(device)
+    train_seconds, curve = fit(model, _batches(train, config, gen), val, config, device, train_path, log, progress)
+    metrics = final_report(model, train, val, config)
+    metrics["train_seconds"] = round(train_seconds, 1)
     # No timings in the checkpoint: the same settings must give the same file (docs/reproducibility.md).
     untimed = {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
     save_bts(checkpoint_path, model, {"train": asdict(config), "metrics": untimed, "train_store": str(train_path),
                                       **({"init": init} if init else {})})
-    if metrics_path is not None:
-        with atomic_output(metrics_path) as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    # The curve is returned, not written to the metrics file: a list is no metric to compare.
     return {**metrics, "curve": curve} if curve else metrics
 

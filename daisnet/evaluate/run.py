@@ -10,13 +10,16 @@ by its `image_id` key when it has one, else by position (the i-th output is the 
 Every image of the split must get an output (an empty one when nothing is detected).
 
 The folder, written atomically (a failure leaves the previous one untouched):
-    metrics.json                 Table 1 columns (amodal, visible), per_class, occlusion, counts, definitions
+    metrics.json                 numbers a user compares (DVC metrics): Table 1 columns (amodal, visible),
+                                 per_class AP, occlusion.<kind>.<level>.AP
+    details.json                 the rest, plain JSON: AP50/AP75 per occlusion level, counts, definitions
     predictions_amodal.json      COCO results (RLE of mask > 0.5), also carrying the predicted `occlusion`
     predictions_visible.json
     plots/pr_amodal.json         precision-recall curves at IoU 0.5 and 0.75 for `dvc plots`
     plots/pr_visible.json
     samples/*.png                a few images: ground truth vs prediction (samples.py)
-metrics.json and plots/ go to a separate folder instead when `reports_dir` is given.
+metrics.json, details.json and plots/ go to a separate folder instead when `reports_dir` is given.
+`full_metrics` merges the two files back into the one dict `evaluate_predictions` returns.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from daisnet.atomic import atomic_output, mark_output_folder, refuse_foreign_folder
+from daisnet.atomic import atomic_output, refuse_foreign_folder
 from daisnet.data.prepared import PreparedStore
 from daisnet.errors import InputError
 from daisnet.evaluate.coco import KINDS, ground_truths, image_results, load_results
@@ -106,6 +109,41 @@ def build_metrics(store: PreparedStore, gt: Mapping[str, dict], evaluated: Mappi
     return metrics
 
 
+def split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metrics.json, details.json): the numbers `dvc exp show` compares, and everything else.
+
+    Few numbers and no strings in the registered file keep `dvc exp show` readable (docs/metrics.md);
+    `full_metrics` is the inverse."""
+    compared = {kind: metrics[kind] for kind in KINDS if kind in metrics}
+    details = {key: value for key, value in metrics.items() if key not in compared and key not in ("occlusion", "per_class")}
+    if "per_class" in metrics:  # the task's masks: amodal per class is compared, visible per class is detail
+        compared["per_class"] = {k: v for k, v in metrics["per_class"].items() if k == "amodal"}
+        details["per_class"] = {k: v for k, v in metrics["per_class"].items() if k != "amodal"}
+    if "occlusion" in metrics:
+        compared["occlusion"] = {kind: {level: {"AP": bucket["AP"]} for level, bucket in levels.items() if "AP" in bucket}
+                                 for kind, levels in metrics["occlusion"].items()}
+        details["occlusion"] = {kind: {level: {k: v for k, v in bucket.items() if k != "AP"}
+                                       for level, bucket in levels.items()} for kind, levels in metrics["occlusion"].items()}
+    return compared, details
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def full_metrics(folder: str | Path) -> dict[str, Any]:
+    """metrics.json and details.json of an evaluation folder as one dict (what `evaluate_predictions` returned)."""
+    folder = Path(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    details = folder / "details.json"
+    return _merge(metrics, json.loads(details.read_text())) if details.exists() else metrics
+
+
 def _drop_none(value: Any) -> Any:
     """None (no ground truth in a bucket) is left out: DVC drops nulls anyway, and a 0 would lie."""
     if isinstance(value, dict):
@@ -135,7 +173,6 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     metrics = _drop_none(build_metrics(store, gt, evaluated, results))
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
-        mark_output_folder(tmp, "evaluate")
         for kind in KINDS:
             _write_json(tmp / f"predictions_{kind}.json", results[kind])
         write_samples(store, sample_records, tmp / "samples", sample_score)
@@ -149,8 +186,10 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
 
 
 def write_reports(folder: Path, metrics: Mapping[str, Any], evaluated: Mapping[str, dict]) -> None:
-    """metrics.json and the precision-recall curves (plots/pr_{kind}.json) into `folder`."""
-    _write_json(folder / "metrics.json", metrics, indent=2)
+    """metrics.json, details.json and the precision-recall curves (plots/pr_{kind}.json) into `folder`."""
+    compared, details = split_metrics(metrics)
+    _write_json(folder / "metrics.json", compared, indent=2)
+    _write_json(folder / "details.json", details, indent=2)
     for kind in KINDS:
         _write_json(folder / "plots" / f"pr_{kind}.json", pr_rows(evaluated[kind]["pr"]), indent=1)
 

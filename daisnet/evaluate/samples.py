@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from pycocotools import mask as mask_utils
 
+from daisnet.data import rle
 from daisnet.data.prepared import PreparedStore
 
 PALETTE = np.array([
@@ -95,8 +95,8 @@ def grid(panels: Sequence[tuple[str, Image.Image]], columns: int = 2) -> Image.I
 
 
 def _decode(records: Sequence[Mapping]) -> list[np.ndarray]:
-    segs = [dict(r["segmentation"], counts=r["segmentation"]["counts"].encode("ascii")) for r in records]
-    return [mask_utils.decode(s).astype(bool) for s in segs]
+    # ours, not pycocotools.mask.decode: the same bits, without its numpy-2 DeprecationWarning
+    return [rle.decode(r["segmentation"]) for r in records]
 
 
 def draw_sample(store: PreparedStore, index: int, amodal: Sequence[Mapping], visible: Sequence[Mapping],

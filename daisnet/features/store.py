@@ -35,8 +35,8 @@ from daisnet.features.log_depth import Moments, log_depth, z_normalize
 from daisnet.features.normals import normal_map
 from daisnet.features.regional import FLOORS, regional_maps, standardize_maps
 from daisnet.stores import (
-    CHUNK_KEYS, WRITE_ALL_CHUNKS, canvas_mask, check_complete, check_depth, create_image_array, image_sizes,
-    open_store, reading, recorded_identity, require_array, shard_ranges, write_all_chunks,
+    CHUNK_KEYS, SMALL_COMPRESSORS, WRITE_ALL_CHUNKS, canvas_mask, check_complete, check_depth, create_image_array,
+    image_sizes, open_store, reading, recorded_identity, require_array, shard_ranges, write_all_chunks,
 )
 
 IMAGES_PER_SHARD = 16
@@ -233,7 +233,7 @@ def write_features_store(depth_path: str | Path, out_path: str | Path, params: F
             create_image_array(group, name, (count, c, height, width), params.precision,
                                images_per_shard=images_per_shard, units=units, description=description)
         group.create_array("image_size", data=sizes.astype(np.int32), chunk_key_encoding=CHUNK_KEYS,
-                           config=WRITE_ALL_CHUNKS).attrs.update(
+                           compressors=SMALL_COMPRESSORS, config=WRITE_ALL_CHUNKS).attrs.update(
             {"units": "px", "description": "true (height, width) of each image"})
         tasks = [(str(depth_path), str(tmp), a, b, params, stats, regional) for a, b in shard_ranges(count, images_per_shard)]
         run_tasks(client, write_block, tasks, progress=progress, label=f"features {Path(out_path).stem}")

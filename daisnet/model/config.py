@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from daisnet.errors import InputError, is_int, is_number
 
@@ -12,6 +13,7 @@ BACKBONES = (18, 34, 50, 101)
 SHAPE_PRIOR_AVAILABLE = True  # daisnet/model/shape_prior.py, plugged into AmodalRoIHeads.amodal_refiners
 SHAPE_DEPTH_MODES = ("all", "visible", "none")
 HEAD_NORMS = ("none", "batch")
+FPN_LEVELS = 5  # torchvision's resnet_fpn_backbone: P2-P5 and the pooled P6, one anchor size each
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class ModelConfig:
     box_score_thresh: float = 0.05
     extra: dict = field(default_factory=dict, compare=False)
 
-    def validate(self) -> None:
+    def validate(self, source: str | Path = "params.yaml") -> None:
         problems = []
         if not self.inputs:
             problems.append("model.inputs is empty: name at least one of " + ", ".join(INPUT_KINDS))
@@ -120,10 +122,13 @@ class ModelConfig:
             problems.append("model.roi_sampling_ratio must be a whole number >= 1")
         if self.head_norm not in HEAD_NORMS:
             problems.append(f"model.head_norm {self.head_norm!r}: choose from {list(HEAD_NORMS)}")
+        if len(self.anchor_sizes) != FPN_LEVELS or min(self.anchor_sizes, default=0) < 1:
+            problems.append(f"model.anchor_sizes must give one size per FPN level, {FPN_LEVELS} (P2-P6), "
+                            f"got {list(self.anchor_sizes)}")
         if self.min_size < 32 or self.max_size < self.min_size:
             problems.append("model.min_size must be >= 32 and <= model.max_size")
         if problems:
-            raise InputError("; ".join(problems), path="params.yaml")
+            raise InputError("; ".join(problems), path=source)
 
     @property
     def needs_roi_depth(self) -> bool:

@@ -40,6 +40,11 @@ def build_model(config: ModelConfig, rgb_stats: RgbStats | None = None,
 def load_initial_weights(model: DAISNet, path: str | Path) -> None:
     """Start from a DAISnet checkpoint; every weight but the shape prior's must be in it."""
     init = checkpoint.load(path)
+    if not isinstance(init, dict) or not isinstance(init.get("model"), dict):
+        kind = "a bare state dict (torchvision's, or another model's)" if isinstance(init, dict) else type(init).__name__
+        raise InputError(f"model.weights must be a DAISnet checkpoint (data/models/daisnet.pt, with its `model` "
+                         f"weights); this is {kind}. ImageNet backbones: model.weights: imagenet (docs/model.md)",
+                         path=path)
     missing, _ = model.load_state_dict(init["model"], strict=False)
     # The shape-prior refiner is filled from its own files (build_model).
     real_missing = [k for k in missing if not k.endswith("num_batches_tracked")

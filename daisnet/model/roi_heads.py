@@ -14,6 +14,7 @@ torchvision's `RoIHeads` does the box branch and sampling; this subclass replace
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -94,90 +95,125 @@ class AmodalRoIHeads(RoIHeads):
     def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
                 image_shapes: list[tuple[int, int]], targets: list[dict[str, torch.Tensor]] | None = None,
                 roi_depth: torch.Tensor | None = None) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        """Boxes, then visible and amodal masks, then the occlusion edge and its refinement, then the
+        amodal refiners (the shape prior): each step one method, in the order the paper's Fig. 2 draws."""
+        result, losses, rois = self._box_branch(features, proposals, image_shapes, targets)
+        mask_features, amodal, visible, context = self._mask_branch(features, rois, image_shapes, targets, losses)
+        refined, edge = self._occlusion_edge(mask_features, amodal, visible, rois, image_shapes, targets, roi_depth,
+                                             context, losses)
+        for refiner in self.amodal_refiners:
+            refined, refiner_losses = refiner(mask_features, refined, rois.flat_labels, context)
+            losses.update(refiner_losses)
+        if not self.training:
+            _attach_masks(result, rois.proposals, refined, visible, edge)
+        return result, losses
+
+    def _box_branch(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
+                    image_shapes: list[tuple[int, int]], targets: list[dict[str, torch.Tensor]] | None,
+                    ) -> tuple[list[dict[str, torch.Tensor]], dict[str, torch.Tensor], MaskRoIs]:
+        """torchvision's box branch: in training its losses and the positive RoIs that train the masks
+        (at most `mask_batch_size_per_image` per image); at test the detections, whose boxes get masks."""
         if self.training:
             proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
         box_features = self.box_head(self.box_roi_pool(features, proposals, image_shapes))
         class_logits, box_regression = self.box_predictor(box_features)
-
-        result: list[dict[str, torch.Tensor]] = []
-        losses: dict[str, torch.Tensor] = {}
-        if self.training:
-            loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
-            losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
-            mask_proposals, pos_matched, mask_labels = [], [], []
-            for image_index in range(len(proposals)):
-                pos = subsample_positives(labels[image_index], self.mask_batch_size_per_image)
-                mask_proposals.append(proposals[image_index][pos])
-                pos_matched.append(matched_idxs[image_index][pos])
-                mask_labels.append(labels[image_index][pos])
-        else:
+        if not self.training:
             boxes, scores, det_labels = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
             result = [{"boxes": b, "labels": l, "scores": s} for b, l, s in zip(boxes, det_labels, scores)]
-            mask_proposals = boxes
-            mask_labels = det_labels
+            return result, {}, MaskRoIs(boxes, [], det_labels)
+        loss_classifier, loss_box_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
+        mask_proposals, pos_matched, mask_labels = [], [], []
+        for image_index in range(len(proposals)):
+            pos = subsample_positives(labels[image_index], self.mask_batch_size_per_image)
+            mask_proposals.append(proposals[image_index][pos])
+            pos_matched.append(matched_idxs[image_index][pos])
+            mask_labels.append(labels[image_index][pos])
+        losses = {"loss_classifier": loss_classifier, "loss_box_reg": loss_box_reg}
+        return [], losses, MaskRoIs(mask_proposals, pos_matched, mask_labels)
 
-        mask_features = self.mask_roi_pool(features, mask_proposals, image_shapes)
+    def _mask_branch(self, features: dict[str, torch.Tensor], rois: MaskRoIs, image_shapes: list[tuple[int, int]],
+                     targets: list[dict[str, torch.Tensor]] | None, losses: dict[str, torch.Tensor],
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Amodal and visible mask heads on the same pooled features: (mask features, amodal and visible
+        logits of each RoI's class, the refiners' context); in training their losses go into `losses`."""
+        mask_features = self.mask_roi_pool(features, rois.proposals, image_shapes)
         amodal_logits = self.mask_predictor(self.mask_head(mask_features))
         visible_logits = self.visible_predictor(self.visible_head(mask_features))
-        flat_labels = torch.cat(mask_labels) if mask_labels else torch.zeros(0, dtype=torch.int64)
         # Class-agnostic predictors have one channel: every RoI reads (and trains) channel 0.
         class_specific = amodal_logits.shape[1] > 1
-        channel = flat_labels if class_specific else torch.zeros_like(flat_labels)
+        channel = rois.flat_labels if class_specific else torch.zeros_like(rois.flat_labels)
         amodal = _pick(amodal_logits, channel)
         visible = _pick(visible_logits, channel)
-        size = amodal.shape[-1]
-
         context: dict[str, torch.Tensor] = {"visible_logit": visible}
         if self.training:
             gt_amodal = [t["masks"] for t in targets]
             gt_visible = [t["visible_masks"] for t in targets]
             gt_labels = [t["labels"] if class_specific else torch.zeros_like(t["labels"]) for t in targets]
-            losses["loss_mask"] = maskrcnn_loss(amodal_logits, mask_proposals, gt_amodal, gt_labels, pos_matched)
-            losses["loss_visible"] = maskrcnn_loss(visible_logits, mask_proposals, gt_visible, gt_labels, pos_matched)
-            amodal_target = _project(gt_amodal, mask_proposals, pos_matched, size)
-            context["amodal_target"] = amodal_target
+            losses["loss_mask"] = maskrcnn_loss(amodal_logits, rois.proposals, gt_amodal, gt_labels, rois.matched)
+            losses["loss_visible"] = maskrcnn_loss(visible_logits, rois.proposals, gt_visible, gt_labels, rois.matched)
+            context["amodal_target"] = _project(gt_amodal, rois.proposals, rois.matched, amodal.shape[-1])
+        return mask_features, amodal, visible, context
 
+    def _occlusion_edge(self, mask_features: torch.Tensor, amodal: torch.Tensor, visible: torch.Tensor,
+                        rois: MaskRoIs, image_shapes: list[tuple[int, int]],
+                        targets: list[dict[str, torch.Tensor]] | None, roi_depth: torch.Tensor | None,
+                        context: dict[str, torch.Tensor], losses: dict[str, torch.Tensor],
+                        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The RoI depth (eq. 23), the occlusion-edge head and the refinement of the amodal logits
+        (§3.6-3.7): (refined amodal logits, edge logits or None without an edge head)."""
+        size = amodal.shape[-1]
         # Natural-log depth pooled once per RoI on the mask grid: the edge head and the refiners
         # (shape prior) normalize it each their own way.
         pooled = None
         if roi_depth is not None:
-            pooled = roi_align(roi_depth, mask_proposals, output_size=size, spatial_scale=1.0, sampling_ratio=2)
+            pooled = roi_align(roi_depth, rois.proposals, output_size=size, spatial_scale=1.0, sampling_ratio=2)
             context["roi_log_depth"] = pooled
+        if self.edge_head is None:
+            return amodal, None
+        if pooled is None:
+            raise ValueError("the occlusion-edge head needs the depth channel (roi_depth)")
+        edge_pooled = pooled if self.edge_depth_pooler is None else self.edge_depth_pooler(
+            depth_pyramid(roi_depth), rois.proposals, image_shapes)
+        depth = normalize_roi_depth(edge_pooled, torch.sigmoid(visible), self.edge_depth_scale)
+        context["roi_depth"] = depth
+        edge = self.edge_head(torch.cat([depth, torch.sigmoid(visible)], dim=1))
+        if isinstance(self.refinement, MaskHeadRefinement):
+            refined = self.refinement(mask_features, amodal, edge, visible, depth)
+        else:
+            refined = self.refinement(amodal, edge, visible, depth)
+        if self.training:
+            amodal_target = context["amodal_target"]
+            visible_target = _project([t["visible_masks"] for t in targets], rois.proposals, rois.matched, size)
+            edge_target = occlusion_edge_target(amodal_target, visible_target, self.edge_sigma)
+            losses["loss_edge"] = self.edge_loss_weight * occlusion_edge_loss(edge, edge_target,
+                                                                              self.edge_loss_reduction)
+            losses["loss_refine"] = self.refine_loss_weight * _mask_bce(refined, amodal_target)
+        return refined, edge
 
-        edge = None
-        refined = amodal
-        if self.edge_head is not None:
-            if pooled is None:
-                raise ValueError("the occlusion-edge head needs the depth channel (roi_depth)")
-            edge_pooled = pooled if self.edge_depth_pooler is None else self.edge_depth_pooler(
-                depth_pyramid(roi_depth), mask_proposals, image_shapes)
-            depth = normalize_roi_depth(edge_pooled, torch.sigmoid(visible), self.edge_depth_scale)
-            context["roi_depth"] = depth
-            edge = self.edge_head(torch.cat([depth, torch.sigmoid(visible)], dim=1))
-            if isinstance(self.refinement, MaskHeadRefinement):
-                refined = self.refinement(mask_features, amodal, edge, visible, depth)
-            else:
-                refined = self.refinement(amodal, edge, visible, depth)
-            if self.training:
-                visible_target = _project(gt_visible, mask_proposals, pos_matched, size)
-                edge_target = occlusion_edge_target(amodal_target, visible_target, self.edge_sigma)
-                losses["loss_edge"] = self.edge_loss_weight * occlusion_edge_loss(edge, edge_target,
-                                                                                  self.edge_loss_reduction)
-                losses["loss_refine"] = self.refine_loss_weight * _mask_bce(refined, amodal_target)
 
-        for refiner in self.amodal_refiners:
-            refined, refiner_losses = refiner(mask_features, refined, flat_labels, context)
-            losses.update(refiner_losses)
+@dataclass
+class MaskRoIs:
+    """The RoIs that get masks: per image, their boxes, (training) matched ground truth, labels."""
 
-        if not self.training:
-            splits = [len(b) for b in mask_proposals]
-            outputs = {"masks": refined, "amodal_masks": refined, "visible_masks": visible}
-            if edge is not None:
-                outputs["occlusion_edges"] = edge
-            for key, logits in outputs.items():
-                for r, part in zip(result, torch.sigmoid(logits).split(splits)):
-                    r[key] = part
-        return result, losses
+    proposals: list[torch.Tensor]
+    matched: list[torch.Tensor]
+    labels: list[torch.Tensor]
+
+    @property
+    def flat_labels(self) -> torch.Tensor:
+        return torch.cat(self.labels) if self.labels else torch.zeros(0, dtype=torch.int64)
+
+
+def _attach_masks(result: list[dict[str, torch.Tensor]], proposals: list[torch.Tensor], amodal: torch.Tensor,
+                  visible: torch.Tensor, edge: torch.Tensor | None) -> None:
+    """Test time: the mask probabilities of each image's detections into its result dict."""
+    splits = [len(b) for b in proposals]
+    outputs = {"masks": amodal, "amodal_masks": amodal, "visible_masks": visible}
+    if edge is not None:
+        outputs["occlusion_edges"] = edge
+    for key, logits in outputs.items():
+        for r, part in zip(result, torch.sigmoid(logits).split(splits)):
+            r[key] = part
 
 
 FPN_STRIDES = (4, 8, 16, 32)

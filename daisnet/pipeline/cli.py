@@ -13,11 +13,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from daisnet.errors import InputError, exit_on_input_error
 from stages.codebook import codebook
+from stages.common import OUT_FILE, OUT_FOLDER, OUT_STORE, Writes, guarded
 from stages.depth import depth
 from stages.evaluate import evaluate
 from stages.features import features
@@ -32,6 +34,12 @@ app = typer.Typer(
     add_completion=False,
     help="DAISnet: depth-aware amodal instance segmentation, as a reproducible pipeline.",
 )
+
+
+# The report's chart, and the depth-quality chart beside it (daisnet/pipeline/report.py: ablation.png ->
+# ablation_depth_quality.png).
+OUT_CHARTS = Writes("file", lambda chart, _: [(Path(chart).with_name(f"{Path(chart).stem}_depth_quality"
+                                                                     f"{Path(chart).suffix}"), "file")])
 
 
 @app.callback()
@@ -49,23 +57,26 @@ def user_errors() -> Iterator[None]:
 
 # The pipeline's stages: the very functions dvc.yaml runs (stages/<stage>.py), so the command and
 # the stage cannot drift.
-app.command("synth")(synth)
-app.command("rasterize")(rasterize)
-app.command("depth")(depth)
-app.command("train-depth")(train_depth)
-app.command("features")(features)
-app.command("shape-ae")(shape_ae)
-app.command("codebook")(codebook)
-app.command("train")(train)
-app.command("evaluate")(evaluate)
+app.command("synth")(guarded(synth))
+app.command("rasterize")(guarded(rasterize))
+app.command("depth")(guarded(depth))
+app.command("train-depth")(guarded(train_depth))
+app.command("features")(guarded(features))
+app.command("shape-ae")(guarded(shape_ae))
+app.command("codebook")(guarded(codebook))
+app.command("train")(guarded(train))
+app.command("evaluate")(guarded(evaluate))
 
 
 @app.command("kitti")
+@guarded
 def kitti_cmd(
-    file_list: Path = typer.Argument(..., help="BTS file list: 'image depth focal' per line (eigen_train_files_with_gt.txt)."),
-    data_path: Path = typer.Argument(..., help="Folder the images are relative to (KITTI raw data)."),
-    gt_path: Path = typer.Argument(..., help="Folder the depth PNGs are relative to (KITTI depth ground truth)."),
-    out: Path = typer.Argument(..., help="Depth-training store to write (replaced atomically), for `daisnet train-depth`."),
+    file_list: Annotated[Path, typer.Argument(help="BTS file list: 'image depth focal' per line "
+                                                   "(eigen_train_files_with_gt.txt).")],
+    data_path: Annotated[Path, typer.Argument(help="Folder the images are relative to (KITTI raw data).")],
+    gt_path: Annotated[Path, typer.Argument(help="Folder the depth PNGs are relative to (KITTI depth ground truth).")],
+    out: Annotated[Path, typer.Argument(help="Depth-training store to write (replaced atomically), for `daisnet train-depth`."),
+                   OUT_STORE],
     images_per_shard: int = typer.Option(16, min=1, help="Images per shard file."),
 ) -> None:
     """KITTI depth ground truth (BTS's file lists) as a store `train-depth` trains on: pretrain BTS as §4.2."""
@@ -80,11 +91,13 @@ def kitti_cmd(
 
 
 @app.command("inspect")
+@guarded
 def inspect_cmd(
     store: Path = typer.Argument(..., help="A prepared store (data/prepared/val.zarr), or a shape codebook "
                                            "(data/models/codebook.npz: its prototypes as a grid)."),
     index: int = typer.Option(0, help="Image index in the store."),
-    out: Path = typer.Option(None, help="Write the image with its masks (and --array panels) to this PNG."),
+    out: Annotated[Path | None, typer.Option(help="Write the image with its masks (and --array panels) to this PNG."),
+                   OUT_FILE] = None,
     array: list[str] = typer.Option([], help="Also show this per-image array: NAME of the store (depth_gt) or "
                                              "OTHER.zarr:NAME (data/features/val.zarr:normals). Repeatable."),
 ) -> None:
@@ -99,11 +112,13 @@ def inspect_cmd(
 
 
 @app.command("predict")
+@guarded
 def predict_cmd(
     images: list[Path] = typer.Argument(..., help="Image files."),
     model: Path = typer.Option(Path("data/models/daisnet.pt"), help="DAISnet checkpoint."),
-    out: Path = typer.Option(Path("predictions"), help="Output folder: an overlay PNG and a JSON per image, "
-                             "replaced as a whole: it must be new, empty or an earlier prediction's; else refused."),
+    out: Annotated[Path, typer.Option(help="Output folder: an overlay PNG and a JSON per image, replaced as a whole: "
+                                           "it must be new, empty or an earlier prediction's; else refused."),
+                   OUT_FOLDER] = Path("predictions"),
     depth_checkpoint: Path = typer.Option(None, help="BTS checkpoint (ours or official) for depth."),
     depth_encoder: str = typer.Option(None, help="Encoder of an official BTS file: resnet50_bts | densenet161_bts."),
     depth_dir: Path = typer.Option(None, help="Folder of depth PNGs (uint16, m x 256) named like the images."),
@@ -195,10 +210,12 @@ def bounds_cmd(
 
 
 @app.command("report")
+@guarded
 def report_cmd(
     runs_file: Path = typer.Option(Path("reports/ablation/runs.jsonl"), help="The study's results file."),
-    out: Path = typer.Option(Path("reports/ablation.md"), help="Markdown report to write."),
-    chart: Path = typer.Option(Path("reports/ablation.png"), help="Chart (PNG) to write."),
+    out: Annotated[Path, typer.Option(help="Markdown report to write."), OUT_FILE] = Path("reports/ablation.md"),
+    chart: Annotated[Path, typer.Option(help="Chart (PNG) to write; the depth-quality chart goes beside it."),
+                     OUT_CHARTS] = Path("reports/ablation.png"),
 ) -> None:
     """The ablation report from the study's results file alone: rows, the paper's claims, a chart."""
     from daisnet.atomic import refuse_overlap

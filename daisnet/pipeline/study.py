@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from daisnet.errors import InputError
+from daisnet.evaluate.run import full_metrics
 from daisnet.hashing import sha256_file
 from daisnet.params import DEGRADATIONS, check_degradation, set_dotted
 from daisnet.pipeline.ablation import PROFILES, ROW_BY_NAME, ROWS
@@ -161,14 +162,19 @@ def read_runs(path: Path = RUNS_FILE) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise InputError(f"is not a runs file: not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
     records = []
+    seen: dict[tuple, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-            record_key(record)
+            key = record_key(record)
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InputError(f"line {number} is not a run record ({exc})", path=path) from None
+        if key in seen:  # counted twice, it would be a seed more and move its row's mean
+            raise InputError(f"line {number} records the run of line {seen[key]} again ({record.get('row')}, "
+                             f"{record.get('depth_source')}, seed {record.get('seed')}): remove one of them", path=path)
+        seen[key] = number
         records.append(record)
     return records
 
@@ -289,7 +295,8 @@ class Study:
         if not checkpoint.exists():  # written atomically: there means complete
             self.echo(f"study: BTS for {spec.depth_source} -> {checkpoint}")
             self.daisnet("train-depth", PIPELINE["prepared_train"], PIPELINE["prepared_val"], str(checkpoint),
-                         "--metrics", str(folder / "depth.json"), "--params", str(params_path),
+                         "--metrics", str(folder / "depth.json"), "--details", str(folder / "depth.details.json"),
+                         "--params", str(params_path),
                          "--iterations", str(bts_iterations(spec.depth_source)), "--seed", str(pipeline["seed"]))
         return checkpoint
 
@@ -360,7 +367,7 @@ class Study:
         if not codebook.exists():
             self.echo(f"study: codebook for {spec.row} -> {codebook}")
             self.daisnet("codebook", str(autoencoder), PIPELINE["prepared_train"], str(depth["train"]),
-                         str(codebook), *val, "--metrics", str(folder / "codebook.json"),
+                         str(codebook), *val, "--report", str(folder / "codebook.json"),
                          "--params", str(params_path), "--seed", seed)
         return autoencoder, codebook
 
@@ -377,14 +384,18 @@ class Study:
             prior = ["--shape-ae", str(shape[0]), "--codebook", str(shape[1])] if shape else []
             self.daisnet("train", PIPELINE["prepared_train"], str(model), "--features", str(features["train"]),
                          "--depth", str(depth["train"]), "--work-dir", str(folder / "work"), *prior,
-                         "--summary", str(folder / "train.json"), "--params", str(params_path))
+                         "--summary", str(folder / "train.json"), "--timings", str(folder / "train_timings.json"),
+                         "--params", str(params_path))
         train_seconds = time.perf_counter() - start
-        summary = json.loads((folder / "train.json").read_text()) if (folder / "train.json").exists() else {}
+        summary = {}  # an earlier run's summary and time, when this one found its model already trained
+        for name in ("train.json", "train_timings.json"):
+            if (folder / name).exists():
+                summary.update(json.loads((folder / name).read_text()))
         start = time.perf_counter()
         self.daisnet("evaluate", str(model), PIPELINE["prepared_val"], "--features", str(features["val"]),
                      "--depth", str(depth["val"]), "--out", str(folder / "eval"), "--params", str(params_path))
         eval_seconds = time.perf_counter() - start
-        metrics = json.loads((folder / "eval" / "metrics.json").read_text())
+        metrics = full_metrics(folder / "eval")
         # The pipeline outputs this run read (its own depth or features stores derive from them).
         used_keys = ["prepared_train", "prepared_val"]
         if spec.depth_source == "ground_truth":

@@ -65,6 +65,6 @@ def codebook_grid(path: str | Path, out: str | Path | None = None, per_class: in
             sheet.paste(image, (x, y))
     out = Path(out)
     with atomic_output(out) as tmp:  # a full disk leaves no half PNG
-        sheet.save(tmp)
+        sheet.save(tmp, format="PNG")  # a PNG whatever the name
     lines.append(f"wrote {out}")
     return lines
