@@ -17,7 +17,9 @@ Skip rules (daisnet/data/anomalies.py: counted by reason in the report with the 
 (image id, annotation id), never an error): a crowd region, a visible box of negative or zero
 size, an empty amodal or visible mask. Counted, kept: `visible_outside_amodal` (visible pixels
 outside the amodal mask: annotation noise; occlusion is then computed from areas and clipped at
-0), images without instances, and declared areas far from the decoded masks' (`area_mismatch`).
+0), images without instances, declared areas far from the decoded masks' (`area_mismatch`), and
+declared boxes far from their mask's box (`amodal_box_mismatch`, `visible_box_mismatch`: the mask's
+box is stored, so that no detector learns a box its mask contradicts).
 """
 
 from __future__ import annotations
@@ -93,11 +95,6 @@ class Plan:
     tally: Tally  # skips and warnings, counted with examples
 
 
-def _xyxy(box: tuple[float, float, float, float]) -> list[float]:
-    x, y, w, h = box
-    return [x, y, x + w, y + h]
-
-
 def resolve_file(root: Path, file_name: str, record: str, annotations: Path, what: str) -> Path:
     """`root / file_name`, which must exist (file_name was checked to be relative, without '..')."""
     path = root / file_name
@@ -137,8 +134,12 @@ def plan_images(images: list[tuple[int, int, list[InstanceRecord]]]) -> dict[str
             part["amodal"].append(amodal)
             part["visible"].append(visible)
             part["sizes"].append((height, width))
-            values = {"category": inst.category_id, "amodal_box": _xyxy(inst.amodal_bbox),
-                      "visible_box": _xyxy(inst.visible_bbox), "occlusion": occlusion,
+            # a declared box far from its mask is replaced by the mask's box, and counted
+            boxes = {kind: anomalies.checked_box(inst, kind, {"size": [height, width], "counts": counts},
+                                                 part["tally"]) for kind, counts in (("amodal", amodal),
+                                                                                     ("visible", visible))}
+            values = {"category": inst.category_id, "amodal_box": boxes["amodal"],
+                      "visible_box": boxes["visible"], "occlusion": occlusion,
                       "annotation_id": inst.id, "oco_id": inst.oco_id, "ico_id": inst.ico_id}
             for name in INSTANCE_FIELDS:
                 part["fields"][name].append(values[name])
