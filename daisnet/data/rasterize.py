@@ -17,7 +17,9 @@ Skip rules (daisnet/data/anomalies.py: counted by reason in the report with the 
 (image id, annotation id), never an error): a crowd region, a visible box of negative or zero
 size, an empty amodal or visible mask. Counted, kept: `visible_outside_amodal` (visible pixels
 outside the amodal mask: annotation noise; occlusion is then computed from areas and clipped at
-0), images without instances, and declared areas far from the decoded masks' (`area_mismatch`).
+0), images without instances, declared areas far from the decoded masks' (`area_mismatch`), and
+declared boxes far from their mask's box (`amodal_box_mismatch`, `visible_box_mismatch`: the mask's
+box is stored, so that no detector learns a box its mask contradicts).
 
 This module is the entry point (`RasterizeConfig`, `rasterize`, steps 1, 3 and 4); step 2 is
 daisnet/data/rasterize_plan.py, the shard-writing tasks of step 3 daisnet/data/rasterize_shards.py

@@ -40,11 +40,6 @@ class Plan:
     tally: Tally  # skips and warnings, counted with examples
 
 
-def _xyxy(box: tuple[float, float, float, float]) -> list[float]:
-    x, y, w, h = box
-    return [x, y, x + w, y + h]
-
-
 def resolve_file(root: Path, file_name: str, record: str, annotations: Path, what: str) -> Path:
     """`root / file_name`, which must exist (file_name was checked to be relative, without '..')."""
     path = root / file_name
@@ -84,8 +79,12 @@ def plan_images(images: list[tuple[int, int, list[InstanceRecord]]]) -> dict[str
             part["amodal"].append(amodal)
             part["visible"].append(visible)
             part["sizes"].append((height, width))
-            values = {"category": inst.category_id, "amodal_box": _xyxy(inst.amodal_bbox),
-                      "visible_box": _xyxy(inst.visible_bbox), "occlusion": occlusion,
+            # a declared box far from its mask is replaced by the mask's box, and counted
+            boxes = {kind: anomalies.checked_box(inst, kind, {"size": [height, width], "counts": counts},
+                                                 part["tally"]) for kind, counts in (("amodal", amodal),
+                                                                                     ("visible", visible))}
+            values = {"category": inst.category_id, "amodal_box": boxes["amodal"],
+                      "visible_box": boxes["visible"], "occlusion": occlusion,
                       "annotation_id": inst.id, "oco_id": inst.oco_id, "ico_id": inst.ico_id}
             for name in INSTANCE_FIELDS:
                 part["fields"][name].append(values[name])
