@@ -21,7 +21,7 @@ from pycocotools import mask as mask_utils
 from daisnet.atomic import atomic_output, refuse_foreign_folder, refuse_overlap
 from daisnet.data import rle
 from daisnet.data.categories import KINS_CATEGORIES
-from daisnet.data.rasterize import HIGH_DEPTH_MODES
+from daisnet.data.image_readers import HIGH_DEPTH_MODES
 from daisnet.data.torch_dataset import FEATURE_ARRAYS, compose_input
 from daisnet.device import resolve_device
 from daisnet.errors import InputError

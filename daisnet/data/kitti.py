@@ -25,7 +25,7 @@ import zarr
 from PIL import Image
 
 from daisnet.atomic import atomic_output, refuse_overlap
-from daisnet.data.rasterize import read_depth, read_image
+from daisnet.data.image_readers import read_depth, read_image
 from daisnet.errors import InputError
 from daisnet.progress import track
 from daisnet.stores import CHUNK_KEYS, SMALL_COMPRESSORS, create_image_array, shard_ranges

@@ -27,7 +27,7 @@ from scipy import ndimage
 from daisnet.data.synth.geometry import GroundPlane
 from daisnet.data.synth.shadows import in_shadow
 from daisnet.data.synth.vec import dot
-from daisnet.data.synth.scene import Part, Scene
+from daisnet.data.synth.scene import Part, Scene, SceneObject
 
 KITTI_FOCAL = 721.5377  # px at 1242 px width: our focal scales with the image width
 KITTI_WIDTH = 1242
@@ -89,79 +89,123 @@ def render(scene: Scene, height: int, width: int, max_depth: float, rng: np.rand
     """
     focal = focal_for_width(width) if focal is None else float(focal)
     cam = np.asarray(scene.camera.position, dtype=np.float64)
+    directions = _pixel_rays(height, width, focal)
+    buffers = _Buffers.empty(height, width)
+    _draw_ground(buffers, scene, cam, directions)
+    _draw_clutter(buffers, scene, cam, directions, focal)
+    owner, amodal, object_depth = _draw_objects(buffers, scene, cam, directions, focal, fill_label_holes)
+    depth = np.minimum(buffers.z, max_depth).astype(np.float32)
+    rgb = _shade(scene, directions, cam, buffers.z, buffers.normal, buffers.albedo, buffers.noise_amp,
+                 buffers.is_ground, height, rng, cast_shadows)
+    return Rendering(rgb, depth, owner, amodal, object_depth, focal)
+
+
+def _pixel_rays(height: int, width: int, focal: float) -> np.ndarray:
+    """(H, W, 3) camera-frame ray directions through the pixel centres, z = 1."""
     v, u = np.mgrid[0:height, 0:width]
-    directions = np.stack(
+    return np.stack(
         [(u + 0.5 - width / 2) / focal, -(v + 0.5 - height / 2) / focal, np.ones((height, width))], axis=-1
     )
 
-    z_buffer = np.full((height, width), np.inf)
-    normal = np.zeros((height, width, 3))
-    albedo = np.zeros((height, width, 3))
-    noise_amp = np.zeros((height, width))
-    owner = np.full((height, width), -1, dtype=np.int32)
-    is_ground = np.zeros((height, width), bool)
 
-    def draw(part: Part, window, t: np.ndarray, n: np.ndarray) -> None:
-        zb = z_buffer[window]
+@dataclass
+class _Buffers:
+    """The scene's z-buffer: per pixel, the distance along the ray to the nearest surface and that surface's
+    normal, albedo, texture noise amplitude and whether it is the ground (what `_shade` needs)."""
+
+    z: np.ndarray  # (H, W) float64, inf where no surface
+    normal: np.ndarray  # (H, W, 3)
+    albedo: np.ndarray  # (H, W, 3)
+    noise_amp: np.ndarray  # (H, W)
+    is_ground: np.ndarray  # (H, W) bool
+
+    @classmethod
+    def empty(cls, height: int, width: int) -> _Buffers:
+        return cls(np.full((height, width), np.inf), np.zeros((height, width, 3)), np.zeros((height, width, 3)),
+                   np.zeros((height, width)), np.zeros((height, width), bool))
+
+    def draw(self, part: Part, window: tuple[slice, slice], t: np.ndarray, n: np.ndarray) -> None:
+        """Keep the pixels of `window` where `part` (hit at distances `t`, normals `n`) is nearer."""
+        zb = self.z[window]
         nearer = t < zb
         zb[nearer] = t[nearer]
-        normal[window][nearer] = n[nearer]
-        albedo[window][nearer] = part.color
-        noise_amp[window][nearer] = part.noise
-        is_ground[window][nearer] = False
+        self.normal[window][nearer] = n[nearer]
+        self.albedo[window][nearer] = part.color
+        self.noise_amp[window][nearer] = part.noise
+        self.is_ground[window][nearer] = False
 
+
+def _draw_ground(buffers: _Buffers, scene: Scene, cam: np.ndarray, directions: np.ndarray) -> None:
+    """The ground plane, first: every pixel whose ray meets it."""
     ground = GroundPlane()
     t, n = ground.intersect(cam, directions)
     hit = np.isfinite(t)
-    z_buffer[hit] = t[hit]
-    normal[hit] = n[hit]
-    albedo[hit] = scene.ground_color
-    noise_amp[hit] = 0.06
-    is_ground[hit] = True
+    buffers.z[hit] = t[hit]
+    buffers.normal[hit] = n[hit]
+    buffers.albedo[hit] = scene.ground_color
+    buffers.noise_amp[hit] = 0.06
+    buffers.is_ground[hit] = True
 
+
+def _draw_clutter(buffers: _Buffers, scene: Scene, cam: np.ndarray, directions: np.ndarray, focal: float) -> None:
+    """The unannotated objects (buildings, trees, ...), each part in its on-screen window."""
+    height, width = buffers.z.shape
     for obj in scene.clutter:
         for part in obj.parts:
             window = _window(part.shape.corners(), cam, focal, height, width)
             if window is not None:
                 t, n = part.shape.intersect(cam, directions[window])
-                draw(part, window, t, n)
+                buffers.draw(part, window, t, n)
 
+
+def _draw_objects(buffers: _Buffers, scene: Scene, cam: np.ndarray, directions: np.ndarray, focal: float,
+                  fill_label_holes: bool) -> tuple[np.ndarray, list[tuple[tuple[slice, slice], np.ndarray]], np.ndarray]:
+    """The annotated objects, drawn into `buffers`, and their labels: (owner, amodal, object_depth) of `Rendering`."""
+    height, width = buffers.z.shape
+    owner = np.full((height, width), -1, dtype=np.int32)
     # Who is in front, for the labels: ground and clutter as drawn, objects as outlines.
-    label_z = z_buffer.copy()
+    label_z = buffers.z.copy()
     amodal: list[tuple[tuple[slice, slice], np.ndarray]] = []
     object_depth = np.full(len(scene.objects), np.nan)
     for index, obj in enumerate(scene.objects):
-        windows = [_window(p.shape.corners(), cam, focal, height, width) for p in obj.parts]
-        visible_windows = [w for w in windows if w is not None]
-        if not visible_windows:
+        cast = _cast_object(buffers, obj, cam, directions, focal)
+        if cast is None:
             amodal.append(((slice(0, 0), slice(0, 0)), np.zeros((0, 0), bool)))
             continue
-        # The object's own z-buffer over the union of its parts' windows.
-        r0 = min(w[0].start for w in visible_windows)
-        r1 = max(w[0].stop for w in visible_windows)
-        c0 = min(w[1].start for w in visible_windows)
-        c1 = max(w[1].stop for w in visible_windows)
-        own = np.full((r1 - r0, c1 - c0), np.inf)
-        for part, window in zip(obj.parts, windows):
-            if window is None:
-                continue
-            t, n = part.shape.intersect(cam, directions[window])
-            local = (slice(window[0].start - r0, window[0].stop - r0), slice(window[1].start - c0, window[1].stop - c0))
-            np.minimum(own[local], t, out=own[local])
-            draw(part, window, t, n)
+        window, own = cast
         surface = np.isfinite(own)
         if surface.any():
             object_depth[index] = float(own[surface].mean())
         label_depth = _outline(own) if fill_label_holes else own
-        window = (slice(r0, r1), slice(c0, c1))
         nearer = label_depth < label_z[window]
         label_z[window][nearer] = label_depth[nearer]
         owner[window][nearer] = index
         amodal.append((window, np.isfinite(label_depth)))
+    return owner, amodal, object_depth
 
-    depth = np.minimum(z_buffer, max_depth).astype(np.float32)
-    rgb = _shade(scene, directions, cam, z_buffer, normal, albedo, noise_amp, is_ground, height, rng, cast_shadows)
-    return Rendering(rgb, depth, owner, amodal, object_depth, focal)
+
+def _cast_object(buffers: _Buffers, obj: SceneObject, cam: np.ndarray, directions: np.ndarray,
+                 focal: float) -> tuple[tuple[slice, slice], np.ndarray] | None:
+    """Draw one object's parts into `buffers`; return its own z-buffer and the window it spans (None: off screen)."""
+    height, width = buffers.z.shape
+    windows = [_window(p.shape.corners(), cam, focal, height, width) for p in obj.parts]
+    visible_windows = [w for w in windows if w is not None]
+    if not visible_windows:
+        return None
+    # The object's own z-buffer over the union of its parts' windows.
+    r0 = min(w[0].start for w in visible_windows)
+    r1 = max(w[0].stop for w in visible_windows)
+    c0 = min(w[1].start for w in visible_windows)
+    c1 = max(w[1].stop for w in visible_windows)
+    own = np.full((r1 - r0, c1 - c0), np.inf)
+    for part, window in zip(obj.parts, windows):
+        if window is None:
+            continue
+        t, n = part.shape.intersect(cam, directions[window])
+        local = (slice(window[0].start - r0, window[0].stop - r0), slice(window[1].start - c0, window[1].stop - c0))
+        np.minimum(own[local], t, out=own[local])
+        buffers.draw(part, window, t, n)
+    return (slice(r0, r1), slice(c0, c1)), own
 
 
 def _shade(scene: Scene, directions, cam, z_buffer, normal, albedo, noise_amp, is_ground, height, rng,
