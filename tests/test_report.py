@@ -74,7 +74,7 @@ def test_report_refuses_to_write_over_its_runs_file_or_the_chart_over_the_report
     assert result.exit_code != 0 and "would destroy that input" in result.output
     result = runner.invoke(app, ["report", "--runs-file", str(runs), "--out", str(tmp_path / "r.md"),
                                  "--chart", str(tmp_path / "r.md")])
-    assert result.exit_code != 0 and "the report and the chart are the same file" in result.output
+    assert result.exit_code != 0 and "is given for two outputs" in result.output  # stages.common.guarded
     assert runs.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl"]  # nothing written, no temporaries
 
