@@ -91,3 +91,18 @@ def test_predict_refuses_depth_without_values(trained, tiny_features, tmp_path):
     assert result.exit_code == 2, result.output
     assert "8192 of 8192 pixels have no depth" in result.output and str(depth_dir / image.name) in result.output
     assert not (tmp_path / "p").exists()
+
+
+def test_predict_refuses_its_own_folder_once_a_user_file_is_added(trained, tiny_features, tmp_path):
+    """Issue 31, B: a folder `predict` wrote, with the user's work added later, is not replaced."""
+    image = sorted((tiny_features["raw"] / "val" / "image_2").glob("*.png"))[0]
+    out = tmp_path / "pred"
+    args = ["predict", str(image), "--model", str(trained), "--out", str(out),
+            "--depth-dir", str(tiny_features["raw"] / "val" / "depth")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert CliRunner().invoke(app, args).exit_code == 0  # its own folder: replaced
+    (out / "mywork").mkdir()
+    (out / "mywork" / "thesis.tex").write_text("chapter 1")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "holds mywork/thesis.tex that daisnet did not write" in result.output
+    assert (out / "mywork" / "thesis.tex").read_text() == "chapter 1"
