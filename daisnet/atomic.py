@@ -202,11 +202,6 @@ def check_outputs(outputs: Iterable[tuple[str | os.PathLike | None, str]],
         check_replaceable(path, kind)
 
 
-def refuse_foreign_folder(out: str | os.PathLike, command: str) -> None:
-    """An existing output folder is replaced only if it is empty or this product wrote all of it."""
-    check_replaceable(out, "folder")
-
-
 def mark_output_folder(folder: Path) -> None:
     """Mark a folder as written by daisnet, listing its files: a later run may replace it as long as
     no other file was added (foreign_files)."""

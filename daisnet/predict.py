@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from daisnet.atomic import atomic_output, refuse_foreign_folder, refuse_overlap
+from daisnet.atomic import atomic_output, check_replaceable, refuse_overlap
 from daisnet.data import rle
 from daisnet.data.categories import KINS_CATEGORIES
 from daisnet.data.image_readers import HIGH_DEPTH_MODES
@@ -188,7 +188,7 @@ def predict_images(model_path: str | Path, images: list[Path], out_dir: str | Pa
                              "predict them into separate folders", path=path)
         seen[path.stem] = path
     refuse_overlap([out_dir], [model_path, *images, depth_dir, depth_checkpoint])
-    refuse_foreign_folder(out_dir, "daisnet predict")
+    check_replaceable(out_dir, "folder")
     if amp not in AMP_MODES:
         raise InputError(f"--amp must be one of {', '.join(AMP_MODES)}, got {amp!r}")
     predictor = Predictor(model_path, depth_checkpoint, depth_dir, focal, device, depth_encoder, amp)

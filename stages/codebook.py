@@ -28,11 +28,9 @@ from stages.common import (
     ParamsFile,
     TimingsFile,
     run,
-    split_timings,
     stage_params,
+    write_stage_reports,
     validation_pair,
-    write_json,
-    write_timings,
 )
 
 
@@ -66,10 +64,7 @@ def codebook(
             "shape_prior.kmeans_iterations": kmeans_iterations, "seed": seed}))
         refuse_overlap([out, report, timings], [shape_ae, prepared, depth, *(val or ())])
         result = run_codebook(shape_ae, (prepared, depth), out, config, val, progress=sys.stderr.isatty())
-        figures, seconds = split_timings(result)
-        if report is not None:
-            write_json(report, figures)
-        write_timings(timings, seconds)
+        write_stage_reports(result, {}, None, report, timings)  # nothing compared: its report is plain
         coverage = f"; val nearest-codeword IoU {result['val_nearest_codeword_iou']:.3f}" if val else ""
         print(f"codebook: {result['codewords']} codewords in {result['build_seconds']} s{coverage} -> {out}")
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from daisnet.atomic import atomic_output, check_outputs
+from daisnet.atomic import OUTPUT_KINDS, atomic_output, check_outputs
 from daisnet.errors import InputError, exit_on_input_error
 from daisnet.params import Params, load_params
 
@@ -37,6 +37,10 @@ class Writes:
 
     kind: str
     derived: Callable[[Any, dict[str, Any]], list[tuple[Path, str]]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in OUTPUT_KINDS:  # a typo here would make check_replaceable treat it as a file
+            raise ValueError(f"Writes kind {self.kind!r} is not one of {OUTPUT_KINDS}")
 
     def outputs(self, value: Any, arguments: dict[str, Any]) -> list[tuple[Path | None, str]]:
         if value is None:
@@ -114,6 +118,18 @@ def write_timings(path: Path | None, timings: dict[str, float | int]) -> None:
     it: a re-run that moves no result must leave git clean (docs/metrics.md)."""
     if path is not None:
         write_json(path, {k: round(v, 1) if isinstance(v, float) else v for k, v in timings.items()})
+
+
+def write_stage_reports(result: dict[str, Any], compared: dict[str, tuple[str, ...]], metrics: Path | None,
+                        details: Path | None, timings: Path | None) -> None:
+    """A stage's result in its three files: the numbers DVC compares (`compared`, --metrics), the rest
+    (--details) and the wall times (--timings, outside git: docs/metrics.md)."""
+    report, seconds = split_timings(result)
+    if metrics is not None:
+        write_json(metrics, pick(report, compared))
+    if details is not None:
+        write_json(details, drop(report, compared))
+    write_timings(timings, seconds)
 
 
 def pick(report: dict[str, Any], keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:

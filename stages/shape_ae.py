@@ -27,14 +27,10 @@ from stages.common import (
     OUT_FILE,
     ParamsFile,
     TimingsFile,
-    drop,
-    pick,
     run,
-    split_timings,
     stage_params,
+    write_stage_reports,
     validation_pair,
-    write_json,
-    write_timings,
 )
 
 COMPARED = {"val": ("iou",)}  # what `dvc exp show` compares (docs/metrics.md)
@@ -71,12 +67,7 @@ def shape_ae(
             "shape_prior.batch_size": batch_size, "shape_prior.lr": lr, "seed": seed}))
         refuse_overlap([out, metrics, details, timings], [prepared, depth, *(val or ())])
         result = run_shape_ae((prepared, depth), val, out, config, progress=sys.stderr.isatty())
-        report, seconds = split_timings(result)
-        if metrics is not None:
-            write_json(metrics, pick(report, COMPARED))
-        if details is not None:
-            write_json(details, drop(report, COMPARED))
-        write_timings(timings, seconds)
+        write_stage_reports(result, COMPARED, metrics, details, timings)
         print(f"shape autoencoder ({config.depth} depth): train IoU {result['train']['iou']:.3f}"
               + (f", val IoU {result['val']['iou']:.3f}" if val else "") + f", {result['train_seconds']} s -> {out}")
 

@@ -27,13 +27,9 @@ from stages.common import (
     OUT_FILE,
     ParamsFile,
     TimingsFile,
-    drop,
-    pick,
     run,
-    split_timings,
     stage_params,
-    write_json,
-    write_timings,
+    write_stage_reports,
 )
 
 # What `dvc metrics` and `dvc exp show` compare (docs/metrics.md); the rest goes to --details.
@@ -72,12 +68,7 @@ def train_depth(
             "depth.max_depth": max_depth, "seed": seed, "depth.train.init": None if init is None else str(init)}))
         refuse_overlap([out, metrics, details, timings], [train, val])
         result = train_bts(train, val, out, config, progress=sys.stderr.isatty())
-        report, seconds = split_timings({k: v for k, v in result.items() if k != "curve"})
-        if metrics is not None:
-            write_json(metrics, pick(report, COMPARED))
-        if details is not None:
-            write_json(details, drop(report, COMPARED))
-        write_timings(timings, seconds)
+        write_stage_reports({k: v for k, v in result.items() if k != "curve"}, COMPARED, metrics, details, timings)
         val_metrics, base = result["val"], result["baseline_pixel_mean"]
         print(f"val abs rel {val_metrics['abs_rel']:.3f} (per-pixel mean baseline {base['abs_rel']:.3f}), "
               f"RMSE {val_metrics['rmse']:.2f} m, delta<1.25 {val_metrics['delta1']:.3f}; "

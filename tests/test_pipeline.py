@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from daisnet.params import deep_merge
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY = {
@@ -27,15 +29,6 @@ TINY = {
     "shape_prior": {"iterations": 5, "batch_size": 8, "clusters": 4, "copies": 2, "kmeans_iterations": 5,
                     "top_k": 2, "fusion_width": 8},
 }
-
-
-def _merge(base: dict, override: dict) -> dict:
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -56,7 +49,7 @@ def repo(tmp_path_factory) -> Path:
     # The working tree's current files, so the test checks what is here, committed or not.
     for name in ("dvc.yaml", "params.yaml"):
         (clone / name).write_text((ROOT / name).read_text())
-    params = _merge(yaml.safe_load((clone / "params.yaml").read_text()), TINY)
+    params = deep_merge(yaml.safe_load((clone / "params.yaml").read_text()), TINY)
     (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tiny params"],
                    cwd=clone, check=True)

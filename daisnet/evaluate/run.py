@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from daisnet.atomic import atomic_output, refuse_foreign_folder
+from daisnet.atomic import atomic_output, check_replaceable
 from daisnet.data.prepared import PreparedStore
 from daisnet.errors import InputError
 from daisnet.evaluate.coco import KINDS, ground_truths, image_results, load_results
 from daisnet.evaluate.metrics import DEFINITIONS, OCCLUSION_BUCKETS, evaluate_segm
 from daisnet.evaluate.samples import pick_samples, write_samples
+from daisnet.params import deep_merge
 
 
 def convert_predictions(store: PreparedStore, predictions: Iterable[Mapping[str, Any]],
@@ -127,21 +128,12 @@ def split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     return compared, details
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
-
-
 def full_metrics(folder: str | Path) -> dict[str, Any]:
     """metrics.json and details.json of an evaluation folder as one dict (what `evaluate_predictions` returned)."""
     folder = Path(folder)
     metrics = json.loads((folder / "metrics.json").read_text())
     details = folder / "details.json"
-    return _merge(metrics, json.loads(details.read_text())) if details.exists() else metrics
+    return deep_merge(metrics, json.loads(details.read_text())) if details.exists() else metrics
 
 
 def _drop_none(value: Any) -> Any:
@@ -165,7 +157,7 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     refuses metrics and plots inside a stage's output folder. `out_dir` is replaced as a whole: it
     must be new, empty, or an earlier evaluation's folder (checked before any work).
     """
-    refuse_foreign_folder(out_dir, "daisnet evaluate")
+    check_replaceable(out_dir, "folder")
     sample_indices = pick_samples(store, samples)
     results, sample_records = convert_predictions(store, predictions, sample_indices)
     gt = ground_truths(store)
