@@ -76,6 +76,10 @@ class Predictor:
         self.model = model_from_checkpoint(state, model_path, device)
         self.device = device
         self.config = self.model.config
+        if self.config.oracle != "off":  # an upper bound made with the annotations, not a predictor
+            raise InputError(f"this model was trained with model.oracle {self.config.oracle!r}: it reads the "
+                             "ground truth at test, so it cannot predict bare images (evaluate it on an "
+                             "annotated split instead)", path=model_path)
         meta = state["meta"]
         self.feature_meta: dict[str, Any] = meta.get("features") or {}
         self.needs_depth = self.config.needs_roi_depth or any(k in FEATURE_ARRAYS for k in self.config.inputs)

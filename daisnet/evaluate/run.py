@@ -11,7 +11,8 @@ Every image of the split must get an output (an empty one when nothing is detect
 
 The folder, written atomically (a failure leaves the previous one untouched):
     metrics.json                 numbers a user compares (DVC metrics): Table 1 columns (amodal, visible),
-                                 per_class AP, occlusion.<kind>.<level>.AP
+                                 per_class AP, occlusion.<kind>.<level>.AP; with an edge head,
+                                 edge.precision/recall/f1 (its own target, daisnet/evaluate/edges.py)
     details.json                 the rest, plain JSON: AP50/AP75 per occlusion level, counts, definitions
     predictions_amodal.json      COCO results (RLE of mask > 0.5), also carrying the predicted `occlusion`
     predictions_visible.json
@@ -34,6 +35,8 @@ import numpy as np
 from daisnet.atomic import atomic_output, check_replaceable
 from daisnet.data.prepared import PreparedStore
 from daisnet.errors import InputError
+from daisnet.evaluate.edges import COMPARED as EDGE_COMPARED
+from daisnet.evaluate.edges import EdgeTally
 from daisnet.evaluate.coco import KINDS, ground_truths, image_results, load_results
 from daisnet.evaluate.metrics import DEFINITIONS, OCCLUSION_BUCKETS, evaluate_segm
 from daisnet.evaluate.samples import pick_samples, write_samples
@@ -116,7 +119,8 @@ def split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
     Few numbers and no strings in the registered file keep `dvc exp show` readable (docs/metrics.md);
     `full_metrics` is the inverse."""
     compared = {kind: metrics[kind] for kind in KINDS if kind in metrics}
-    details = {key: value for key, value in metrics.items() if key not in compared and key not in ("occlusion", "per_class")}
+    details = {key: value for key, value in metrics.items()
+               if key not in compared and key not in ("occlusion", "per_class", "edge")}
     if "per_class" in metrics:  # the task's masks: amodal per class is compared, visible per class is detail
         compared["per_class"] = {k: v for k, v in metrics["per_class"].items() if k == "amodal"}
         details["per_class"] = {k: v for k, v in metrics["per_class"].items() if k != "amodal"}
@@ -125,6 +129,9 @@ def split_metrics(metrics: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
                                  for kind, levels in metrics["occlusion"].items()}
         details["occlusion"] = {kind: {level: {k: v for k, v in bucket.items() if k != "AP"}
                                        for level, bucket in levels.items()} for kind, levels in metrics["occlusion"].items()}
+    if "edge" in metrics:  # the edge head's quality (O rows): its scores compared, its pixel counts detail
+        compared["edge"] = {k: v for k, v in metrics["edge"].items() if k in EDGE_COMPARED}
+        details["edge"] = {k: v for k, v in metrics["edge"].items() if k not in EDGE_COMPARED}
     return compared, details
 
 
@@ -159,10 +166,13 @@ def evaluate_predictions(store: PreparedStore, predictions: Iterable[Mapping[str
     """
     check_replaceable(out_dir, "folder")
     sample_indices = pick_samples(store, samples)
-    results, sample_records = convert_predictions(store, predictions, sample_indices)
+    edges = EdgeTally()
+    results, sample_records = convert_predictions(store, edges.observe(predictions), sample_indices)
     gt = ground_truths(store)
     evaluated = {kind: evaluate_segm(gt[kind], results[kind]) for kind in KINDS}
     metrics = _drop_none(build_metrics(store, gt, evaluated, results))
+    if (edge := edges.metrics()) is not None:
+        metrics["edge"] = edge
     with atomic_output(out_dir) as tmp:
         tmp.mkdir()
         for kind in KINDS:
@@ -195,6 +205,10 @@ def format_metrics(metrics: Mapping[str, Any]) -> str:
     for kind in KINDS:
         values = metrics.get(kind, {})
         lines.append(f"{kind:<8} " + " ".join(f"{values[n]:6.2f}" if n in values else f"{'-':>6}" for n in names))
+    if "edge" in metrics:
+        edge = metrics["edge"]
+        lines.append(f"edge head vs its target: precision {edge['precision']:.3f}, recall {edge['recall']:.3f}, "
+                     f"F1 {edge['f1']:.3f}")
     return "\n".join(lines)
 
 

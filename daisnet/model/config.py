@@ -13,6 +13,7 @@ BACKBONES = (18, 34, 50, 101)
 SHAPE_PRIOR_AVAILABLE = True  # daisnet/model/shape_prior.py, plugged into AmodalRoIHeads.amodal_refiners
 SHAPE_DEPTH_MODES = ("all", "visible", "none")
 HEAD_NORMS = ("none", "batch")
+ORACLES = ("off", "edge", "shape")  # model.oracle: daisnet/model/oracle.py
 FPN_LEVELS = 5  # torchvision's resnet_fpn_backbone: P2-P5 and the pooled P6, one anchor size each
 
 
@@ -69,6 +70,7 @@ class ModelConfig:
     shape_prior_k: int = 16  # codewords retrieved per RoI
     shape_prior_width: int = 64  # fusion convolution width (cost: docs/shape_prior.md)
     shape_prior_codewords: int = 0  # codebook size (set from the codebook file)
+    oracle: str = "off"  # off | edge (R+O*) | shape (R+S*): a learned part replaced by its ground truth
     roi_sampling_ratio: int = 1  # bilinear samples per RoI bin side (torchvision: 2); 1 = a quarter of RoIAlign's cost
     head_norm: str = "none"  # none | batch: BatchNorm in the FPN and mask-head convolutions (torchvision's v2 heads)
     box_detections_per_img: int = 100
@@ -95,6 +97,12 @@ class ModelConfig:
         elif self.shape_prior == "on" and not SHAPE_PRIOR_AVAILABLE:
             problems.append("model.shape_prior: on needs the shape autoencoder and codebook stages, which are "
                             "not built yet (docs/ablation.md lists the rows that wait for them)")
+        if self.oracle not in ORACLES:
+            problems.append(f"model.oracle {self.oracle!r}: choose from {list(ORACLES)}")
+        elif self.oracle == "edge" and self.occlusion_edge == "off":
+            problems.append("model.oracle edge replaces the edge head's output: it needs model.occlusion_edge on (R+O*)")
+        elif self.oracle == "shape" and self.shape_prior != "on":
+            problems.append("model.oracle shape replaces the shape prior's retrieval input: it needs model.shape_prior: on (R+S*)")
         if self.shape_prior_depth not in SHAPE_DEPTH_MODES:
             problems.append(f"shape_prior.depth {self.shape_prior_depth!r}: choose from {list(SHAPE_DEPTH_MODES)}")
         if self.shape_prior_k < 1 or self.shape_prior_width < 1:

@@ -21,7 +21,8 @@ from torchvision.ops import MultiScaleRoIAlign
 from daisnet.model.backbone import build_backbone, head_norm_layer
 from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
 from daisnet.model.precision import Float32AnchorGenerator, float32_outputs
-from daisnet.model.occlusion_edge import MaskHeadRefinement, OcclusionRefinement, edge_head as make_edge_head
+from daisnet.model.occlusion_edge import MaskHeadRefinement, OcclusionRefinement, edge_scores
+from daisnet.model.occlusion_edge import edge_head as make_edge_head
 from daisnet.model.roi_align import SampledMultiScaleRoIAlign
 from daisnet.model.roi_heads import AmodalRoIHeads
 from daisnet.model.shape_prior import ShapePriorRefiner
@@ -108,14 +109,14 @@ class DAISNet(GeneralizedRCNN):
             edge_depth_scale=config.edge_depth_scale, edge_loss_weight=config.edge_loss_weight,
             refine_loss_weight=config.refine_loss_weight, edge_loss_reduction=config.edge_loss_reduction,
             edge_depth_pooler=edge_depth_pooler,
-            mask_batch_size_per_image=config.mask_batch_size_per_image,
+            mask_batch_size_per_image=config.mask_batch_size_per_image, oracle=config.oracle,
         )
         mean, std = channel_normalization(config, rgb_mean, rgb_std)
         transform = AmodalTransform(config.min_size, config.max_size, mean, std)
         if config.shape_prior == "on":
             roi_heads.amodal_refiners.append(float32_outputs(ShapePriorRefiner(
                 config.shape_prior_depth, config.shape_prior_codewords, config.shape_prior_k,
-                config.shape_prior_width, out)))
+                config.shape_prior_width, out, oracle=config.oracle == "shape")))
         super().__init__(backbone, rpn, roi_heads, transform)
         self.config = config
         self.backbone_channels = backbone_channels(config)
@@ -144,6 +145,17 @@ class DAISNet(GeneralizedRCNN):
         if self.training:
             return {**detector_losses, **proposal_losses}
         return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
+
+    @property
+    def reads_ground_truth_at_test(self) -> bool:
+        """Whether evaluation passes the split's annotations with the images (edge metric, oracles)."""
+        return self.roi_heads.reads_ground_truth_at_test
+
+    def pop_training_statistics(self) -> dict[str, float]:
+        """What the training loop logs besides the losses, over the iterations since its last call:
+        the edge head's precision, recall and F1 on its training RoIs (empty without an edge head)."""
+        tally = self.roi_heads.pop_edge_tally()
+        return {} if tally is None else {f"edge_{k}": v for k, v in edge_scores(tally).items()}
 
     @property
     def shape_prior(self) -> ShapePriorRefiner | None:

@@ -83,6 +83,26 @@ def occlusion_edge_loss(edge_logits: torch.Tensor, target: torch.Tensor, reducti
     return F.binary_cross_entropy_with_logits(edge_logits[:, 0], target)
 
 
+def edge_confusion(edge_logit: torch.Tensor, edge_target: torch.Tensor, counted: torch.Tensor | None = None) -> torch.Tensor:
+    """How well the edge head predicts its own target: pixel counts (true positives, false
+    positives, false negatives) of sigmoid(edge) >= 0.5 against the target >= 0.5, over the RoIs
+    `counted` (R,) (all when None). int64 (3,): counts add up over batches and images."""
+    predicted = edge_logit[:, 0].detach() >= 0
+    truth = edge_target >= 0.5
+    if counted is not None:
+        predicted, truth = predicted[counted], truth[counted]
+    return torch.stack([(predicted & truth).sum(), (predicted & ~truth).sum(), (~predicted & truth).sum()]).long()
+
+
+def edge_scores(counts: torch.Tensor | list[int]) -> dict[str, float]:
+    """Precision, recall and F1 of the edge pixels from `edge_confusion` counts (0 where undefined)."""
+    tp, fp, fn = (int(c) for c in counts)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
 class FcnEdgeHead(nn.Sequential):
     """Setup 1 of Fig. 11: a micro FCN over the normalized depth (and the visible mask)."""
 

@@ -10,6 +10,9 @@ torchvision's `RoIHeads` does the box branch and sampling; this subclass replace
   `roi_log_depth` when the image carries the depth channel; `roi_depth` normalized for the edge
   head; `amodal_target` in training), and returns refined logits and its losses. The last logits
   are the reported amodal mask. The shape prior (daisnet/model/shape_prior.py) is one.
+- at test, given the split's ground truth (`targets`), each detection's matched instance: the edge
+  head's confusion counts against its own target (`edge_counts` per image: the evaluate stage's
+  edge metric) and the oracle rows' inputs (`model.oracle`, daisnet/model/oracle.py).
 """
 
 from __future__ import annotations
@@ -31,10 +34,12 @@ from torchvision.ops import roi_align
 from daisnet.model.occlusion_edge import (
     MaskHeadRefinement,
     OcclusionRefinement,
+    edge_confusion,
     normalize_roi_depth,
     occlusion_edge_loss,
     occlusion_edge_target,
 )
+from daisnet.model.oracle import match_ground_truth, oracle_edge_logit
 
 
 class AmodalRefiner(Protocol):
@@ -76,7 +81,7 @@ class AmodalRoIHeads(RoIHeads):
                  edge_head: nn.Module | None = None, refinement: OcclusionRefinement | MaskHeadRefinement | None = None,
                  edge_sigma: float = 1.0, edge_depth_scale: float = 0.1, edge_loss_weight: float = 1.0,
                  refine_loss_weight: float = 1.0, mask_batch_size_per_image: int = 0, edge_loss_reduction: str = "mean",
-                 edge_depth_pooler: nn.Module | None = None, **kwargs) -> None:
+                 edge_depth_pooler: nn.Module | None = None, oracle: str = "off", **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.mask_batch_size_per_image = mask_batch_size_per_image
         self.visible_head = visible_head
@@ -91,6 +96,18 @@ class AmodalRoIHeads(RoIHeads):
         # eq. 23: the RoI's depth from the depth map at its FPN level's stride (None: at full resolution)
         self.edge_depth_pooler = edge_depth_pooler
         self.amodal_refiners = nn.ModuleList()
+        self.oracle = oracle  # off | edge | shape (daisnet/model/oracle.py)
+        self.edge_tally: torch.Tensor | None = None  # training: edge confusion counts since `pop_edge_tally`
+
+    @property
+    def reads_ground_truth_at_test(self) -> bool:
+        """Whether evaluation should pass the split's ground truth: for the edge metric or an oracle."""
+        return self.edge_head is not None or self.oracle != "off"
+
+    def pop_edge_tally(self) -> torch.Tensor | None:
+        """The edge head's confusion counts on its training RoIs since the last call (None: no edge head)."""
+        tally, self.edge_tally = self.edge_tally, None
+        return tally
 
     def forward(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
                 image_shapes: list[tuple[int, int]], targets: list[dict[str, torch.Tensor]] | None = None,
@@ -105,7 +122,7 @@ class AmodalRoIHeads(RoIHeads):
             refined, refiner_losses = refiner(mask_features, refined, rois.flat_labels, context)
             losses.update(refiner_losses)
         if not self.training:
-            _attach_masks(result, rois.proposals, refined, visible, edge)
+            _attach_masks(result, rois.proposals, refined, visible, edge, context.get("edge_counts"))
         return result, losses
 
     def _box_branch(self, features: dict[str, torch.Tensor], proposals: list[torch.Tensor],
@@ -152,6 +169,14 @@ class AmodalRoIHeads(RoIHeads):
             losses["loss_mask"] = maskrcnn_loss(amodal_logits, rois.proposals, gt_amodal, gt_labels, rois.matched)
             losses["loss_visible"] = maskrcnn_loss(visible_logits, rois.proposals, gt_visible, gt_labels, rois.matched)
             context["amodal_target"] = _project(gt_amodal, rois.proposals, rois.matched, amodal.shape[-1])
+            if self.reads_ground_truth_at_test:  # the edge target and the oracles read it
+                context["visible_target"] = _project(gt_visible, rois.proposals, rois.matched, amodal.shape[-1])
+        elif targets is not None and self.reads_ground_truth_at_test:
+            context["amodal_target"], context["visible_target"], context["matched"] = match_ground_truth(
+                rois.proposals, targets, amodal.shape[-1])
+        elif self.oracle != "off":
+            raise ValueError(f"model.oracle {self.oracle!r} needs the ground truth at test: evaluate it on an "
+                             "annotated split (the evaluate stage), not on bare images")
         return mask_features, amodal, visible, context
 
     def _occlusion_edge(self, mask_features: torch.Tensor, amodal: torch.Tensor, visible: torch.Tensor,
@@ -177,17 +202,25 @@ class AmodalRoIHeads(RoIHeads):
         depth = normalize_roi_depth(edge_pooled, torch.sigmoid(visible), self.edge_depth_scale)
         context["roi_depth"] = depth
         edge = self.edge_head(torch.cat([depth, torch.sigmoid(visible)], dim=1))
+        edge_target = None  # training, and test with the ground truth: eq. 24-25's target
+        if "amodal_target" in context:
+            edge_target = occlusion_edge_target(context["amodal_target"], context["visible_target"], self.edge_sigma)
+        # R+O*: the refinement reads the target instead of the head (which still trains as before)
+        fed = oracle_edge_logit(edge_target) if self.oracle == "edge" else edge
         if isinstance(self.refinement, MaskHeadRefinement):
-            refined = self.refinement(mask_features, amodal, edge, visible, depth)
+            refined = self.refinement(mask_features, amodal, fed, visible, depth)
         else:
-            refined = self.refinement(amodal, edge, visible, depth)
+            refined = self.refinement(amodal, fed, visible, depth)
         if self.training:
-            amodal_target = context["amodal_target"]
-            visible_target = _project([t["visible_masks"] for t in targets], rois.proposals, rois.matched, size)
-            edge_target = occlusion_edge_target(amodal_target, visible_target, self.edge_sigma)
             losses["loss_edge"] = self.edge_loss_weight * occlusion_edge_loss(edge, edge_target,
                                                                               self.edge_loss_reduction)
-            losses["loss_refine"] = self.refine_loss_weight * _mask_bce(refined, amodal_target)
+            losses["loss_refine"] = self.refine_loss_weight * _mask_bce(refined, context["amodal_target"])
+            counts = edge_confusion(edge, edge_target)
+            self.edge_tally = counts if self.edge_tally is None else self.edge_tally + counts
+        elif edge_target is not None:
+            splits = [len(b) for b in rois.proposals]
+            context["edge_counts"] = [edge_confusion(e, t, m) for e, t, m in zip(
+                edge.split(splits), edge_target.split(splits), context["matched"].split(splits))]
         return refined, edge
 
 
@@ -205,9 +238,12 @@ class MaskRoIs:
 
 
 def _attach_masks(result: list[dict[str, torch.Tensor]], proposals: list[torch.Tensor], amodal: torch.Tensor,
-                  visible: torch.Tensor, edge: torch.Tensor | None) -> None:
-    """Test time: the mask probabilities of each image's detections into its result dict."""
+                  visible: torch.Tensor, edge: torch.Tensor | None, edge_counts: list[torch.Tensor] | None) -> None:
+    """Test time: the mask probabilities of each image's detections into its result dict, and the
+    edge head's confusion counts (tp, fp, fn) when the ground truth was given."""
     splits = [len(b) for b in proposals]
+    for r, counts in zip(result, edge_counts or ()):
+        r["edge_counts"] = counts
     outputs = {"masks": amodal, "amodal_masks": amodal, "visible_masks": visible}
     if edge is not None:
         outputs["occlusion_edges"] = edge

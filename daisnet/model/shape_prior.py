@@ -169,6 +169,21 @@ def topk_codewords(codes: torch.Tensor, labels: torch.Tensor, centres: torch.Ten
     return out
 
 
+def oracle_masks(amodal: torch.Tensor, visible: torch.Tensor, context: dict[str, torch.Tensor],
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """R+S*'s shape-code input: the ground-truth amodal and visible crops (R, 1, 28, 28) of each RoI
+    in place of the predicted probabilities; at test a detection without a matched instance
+    (`context["matched"]` False) keeps its prediction."""
+    if "amodal_target" not in context:
+        raise ValueError("model.oracle shape needs the ground truth (amodal_target, visible_target) in the context")
+    true_amodal, true_visible = context["amodal_target"][:, None], context["visible_target"][:, None]
+    matched = context.get("matched")
+    if matched is None:
+        return true_amodal, true_visible
+    keep = matched[:, None, None, None]
+    return torch.where(keep, true_amodal, amodal), torch.where(keep, true_visible, visible)
+
+
 class ShapePriorRefiner(nn.Module):
     """The shape-prior refinement of the amodal mask (an `AmodalRefiner`, roi_heads.py).
 
@@ -184,8 +199,9 @@ class ShapePriorRefiner(nn.Module):
     """
 
     def __init__(self, depth_mode: str, codewords: int, k: int = 16, width: int = 64,
-                 feature_channels: int = 256) -> None:
+                 feature_channels: int = 256, oracle: bool = False) -> None:
         super().__init__()
+        self.oracle = oracle  # R+S*: retrieve from the ground-truth masks (daisnet/model/oracle.py)
         if codewords < 1:
             raise ValueError("the shape prior needs a codebook with at least one codeword")
         self.depth_mode = depth_mode
@@ -223,10 +239,13 @@ class ShapePriorRefiner(nn.Module):
 
     def retrieve(self, amodal_logit: torch.Tensor, labels: torch.Tensor,
                  context: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Decoded prototypes (R, k, 28, 28) of the top-k codewords for each RoI's coarse mask."""
+        """Decoded prototypes (R, k, 28, 28) of the top-k codewords for each RoI's coarse mask (the
+        oracle: its ground-truth masks where it has them, `oracle_masks`)."""
         with torch.no_grad():
-            visible = torch.sigmoid(context["visible_logit"])
-            x = shape_input(torch.sigmoid(amodal_logit), visible, context.get("roi_log_depth"), self.depth_mode)
+            amodal, visible = torch.sigmoid(amodal_logit), torch.sigmoid(context["visible_logit"])
+            if self.oracle:
+                amodal, visible = oracle_masks(amodal, visible, context)
+            x = shape_input(amodal, visible, context.get("roi_log_depth"), self.depth_mode)
             codes = self.encoder(x).flatten(1)
             index = topk_codewords(codes, labels, self.centres, self.centre_labels, self.k)
         return self.prototypes[index]

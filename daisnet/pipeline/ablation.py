@@ -3,7 +3,8 @@
 Row names follow the paper: R = RGB, D = regional depth (eq. 4-5), DN = log depth without
 regional normalization, N = normal-tangent map (NM, NL: 21- and 71-px kernels), D1 = one regional
 map (Dm = 1), DS1 = step Ds = 1 m, O = occlusion-edge refinement (the paper's best setup, the
-mask-head-like edge head), S / SV = 3D shape prior with all / visible-only depth. Each row is one
+mask-head-like edge head), S / SV = 3D shape prior with all / visible-only depth; O* and S* are their
+oracles (`model.oracle`: the ground-truth edge map, the ground-truth masks' codewords). Each row is one
 `dvc exp run -S ...` with its overrides; `daisnet ablation` (daisnet/pipeline/study.py) runs them.
 """
 
@@ -43,6 +44,10 @@ ROWS: tuple[Row, ...] = (
     Row("R+S", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "all"}, weights=("imagenet",)),
     Row("R+SV", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "visible"}, weights=("imagenet",)),
     Row("R+D+N+O", {**_inputs("rgb", "depth", "normal"), **O}),
+    # Upper bounds, not in Table 1 (docs/ablation.md, "Oracle rows"): a learned part fed its ground truth.
+    Row("R+O*", {**_inputs("rgb"), **O, "model.oracle": "edge"}, weights=()),
+    Row("R+S*", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "all", "model.oracle": "shape"},
+        weights=()),
 )
 ROW_BY_NAME = {row.name: row for row in ROWS}
 

@@ -8,7 +8,8 @@ of the paper (§5) that this setting can test, each with the paper's effect, our
 
 This module assembles the document section by section and writes it; its parts live beside it: the
 paper's table and claims (claims.py), the runs' statistics and the verdict rule (run_stats.py), the
-tables (report_tables.py), the chart (report_chart.py) and the depth-quality section (depth_quality.py).
+tables (report_tables.py), the chart (report_chart.py), the depth-quality section (depth_quality.py) and the
+oracle rows' section (edges_and_prior.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROWS
 from daisnet.pipeline.claims import BTS_CLAIMS, CLAIMS, load_paper_table
 from daisnet.pipeline.depth_quality import depth_quality_section, draw_quality_chart, quality_points
+from daisnet.pipeline.edges_and_prior import edges_and_prior_section
 from daisnet.pipeline.report_chart import draw_chart
 from daisnet.pipeline.report_tables import claims_table, occlusion_table, rows_table, runs_table
 from daisnet.pipeline.run_stats import (VERDICT_RULE, RowStats, bts_sources, group, owed_commands, row_order,
@@ -111,6 +113,7 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
     for source in bts_sources(stats):
         lines += [f"## Rows, BTS-predicted depth (`{source}`)", "", *rows_table(stats, source, paper, order), ""]
     lines += depth_quality_section(records, chart_link=quality_chart)
+    lines += edges_and_prior_section(stats)
     lines += owed_section(stats)
     lines += ["## Amodal AP by occlusion level (means over seeds)", "", *occlusion_table(stats, order)]
     lines += ["", "## Every run", "", *runs_table(records, order)]

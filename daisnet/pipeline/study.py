@@ -126,7 +126,8 @@ class RunSpec:
     @property
     def name(self) -> str:
         depth = "" if self.depth_source == "ground_truth" else "-" + self.depth_source.replace(":", "")
-        return f"{self.profile}-{self.weights}-{self.row.replace('+', '_')}{depth}-seed{self.seed}"
+        row = self.row.replace("+", "_").replace("*", "_oracle")  # R+O* -> R_O_oracle: no glob in a path
+        return f"{self.profile}-{self.weights}-{row}{depth}-seed{self.seed}"
 
     def overrides(self) -> dict[str, str]:
         """The dotted params this run changes, as `dvc exp run -S` would take them."""

@@ -267,7 +267,7 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader:
         if iteration % config.log_every == 0 or iteration == config.iterations:
             finite.check(checkpointer.last_good)
             values = {"loss": float(total.detach()), "lr": lr, "grad_norm": float(grad_norm),
-                      **{k: float(v.detach()) for k, v in losses.items()}}
+                      **{k: float(v.detach()) for k, v in losses.items()}, **training_statistics(model)}
             if logger is not None:
                 logger.log(iteration, values)
             if checkpointer.rank == 0:
@@ -279,6 +279,14 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader:
             checkpointer.save(iteration, unwrapped, optimizer, scaler)
     finite.check(checkpointer.last_good)
     return {"start_iteration": start, "iterations": iteration, "seconds": time.perf_counter() - begin}
+
+
+def training_statistics(model: torch.nn.Module) -> dict[str, float]:
+    """The model's own figures since the last log line (DAISnet: the edge head's precision, recall
+    and F1 on its training RoIs), for the log and dvclive; none for a model without them."""
+    unwrapped = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    pop = getattr(unwrapped, "pop_training_statistics", None)
+    return pop() if pop is not None else {}
 
 
 def parameter_groups(params: list[torch.nn.Parameter], config: TrainConfig) -> list[dict[str, Any]]:

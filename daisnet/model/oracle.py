@@ -1,0 +1,49 @@
+"""Ground truth inside the RoI heads at test time: the oracle rows (R+O*, R+S*) and the edge metric.
+
+`model.oracle` replaces one learned part by its ground truth, to bound what that part can give
+(docs/ablation.md, "Oracle rows"):
+- `edge` (R+O*): the occlusion refinement is fed the edge target of eq. 24-25, built from the
+  ground-truth masks exactly as the edge loss's target, in place of the edge head's prediction;
+- `shape` (R+S*): the shape prior retrieves its codewords from the ground-truth amodal (and visible)
+  mask in place of the coarse prediction, with the same pooled depth.
+
+In training the RoIs are the sampled positives and their ground truth is the matched instance (as
+for every mask loss). At test a detection takes the ground-truth instance its box overlaps most,
+if that box IoU is at least `MATCH_IOU` (COCO's loosest threshold); an unmatched detection (a false
+positive) has no ground truth: no edge, and its own prediction for the shape code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torchvision.models.detection.roi_heads import project_masks_on_boxes
+from torchvision.ops import box_iou
+
+MATCH_IOU = 0.5
+
+
+def match_ground_truth(boxes: list[torch.Tensor], targets: list[dict[str, torch.Tensor]], size: int,
+                       min_iou: float = MATCH_IOU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The ground-truth amodal and visible masks of each detection in its box's `size` x `size` grid
+    (R, S, S; zeros where unmatched) and whether it matched (R,), over all images in order."""
+    amodal, visible, matched = [], [], []
+    for image_boxes, target in zip(boxes, targets):
+        n = len(image_boxes)
+        if n == 0 or len(target["boxes"]) == 0:
+            amodal.append(image_boxes.new_zeros(n, size, size))
+            visible.append(image_boxes.new_zeros(n, size, size))
+            matched.append(torch.zeros(n, dtype=torch.bool, device=image_boxes.device))
+            continue
+        best, index = box_iou(image_boxes, target["boxes"].to(image_boxes.dtype)).max(dim=1)
+        hit = best >= min_iou
+        keep = hit[:, None, None].to(image_boxes.dtype)
+        amodal.append(project_masks_on_boxes(target["masks"], image_boxes, index, size) * keep)
+        visible.append(project_masks_on_boxes(target["visible_masks"], image_boxes, index, size) * keep)
+        matched.append(hit)
+    return torch.cat(amodal), torch.cat(visible), torch.cat(matched)
+
+
+def oracle_edge_logit(edge_target: torch.Tensor) -> torch.Tensor:
+    """The edge target (R, S, S) in [0, 1] as the logits (R, 1, S, S) the refinement reads from the
+    edge head: a confident head that is always right (probabilities clamped to [0.001, 0.999])."""
+    return torch.logit(edge_target.clamp(1e-3, 1 - 1e-3))[:, None]
