@@ -57,7 +57,7 @@ TrainTest = Annotated[list[Count], Field(min_length=2, max_length=2)]  # [traini
 # The keys whose default is in this schema, not in params.yaml (see the module docstring).
 SCHEMA_DEFAULTS = frozenset({
     "synth.workers", "synth.scene", "rasterize.workers", "rasterize.batch_images", "rasterize.batch_instances",
-    "features.workers", "train.checkpoint_every", "train.log_every", "train.num_workers", "evaluate.batch_size",
+    "features.workers", "train.checkpoint_every", "train.snapshot_every", "train.log_every", "train.num_workers", "evaluate.batch_size",
     "evaluate.samples",
 })
 
@@ -261,6 +261,7 @@ class Train(Section):
     grad_clip: Annotated[float, Field(ge=0, allow_inf_nan=False)]  # 0: no clipping
     crop_width: Annotated[int, Field(ge=32)] | None  # the FPN's coarsest stride is 32
     checkpoint_every: Count = 50  # resume points (execution)
+    snapshot_every: NonNegative = 0  # models kept along the run for AP curves, 0: none (execution)
     log_every: Count = 10  # log lines and dvclive steps (execution)
     num_workers: NonNegative = 0  # DataLoader processes: a batch loads in ~50 ms, none on 2 cores (execution)
     processes: Count

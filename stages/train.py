@@ -57,6 +57,7 @@ class TrainPaths:
     live: Path | None = None  # dvclive curves (`dvc plots show`); None: none
     summary: Path | None = None  # the run's summary (JSON); None: none
     timings: Path | None = None  # wall time and resume point (JSON, outside git); None: none
+    snapshots: Path | None = None  # models along the run (`train.snapshot_every`); None: none
 
 
 def model_config(params: Params, source: str | Path = "params.yaml") -> ModelConfig:
@@ -117,7 +118,8 @@ def train_process(params: Params, paths: TrainPaths) -> None:
         logger = DvcLiveLogger(paths.live)  # opened by the loop, once it knows whether it resumes
     summary = train_loop(config, schedule, dataset, paths.out, paths.work, logger, rgb_stats=stats,
                          fingerprint_extra={"train_images": len(dataset), **fingerprint_extra},
-                         meta_extra=feature_meta(paths.features), shape_prior=shape_prior)
+                         meta_extra=feature_meta(paths.features), shape_prior=shape_prior,
+                         snapshot_dir=paths.snapshots)
     if logger is not None:
         logger.close()
     if rank0 and paths.summary is not None:
@@ -137,6 +139,9 @@ def train(
     live: Annotated[Path | None, typer.Option(help="dvclive folder for the training curves (`dvc plots show`)."), OUT_LIVE] = None,
     summary: Annotated[Path | None, typer.Option(help="Write the run's summary (JSON: iterations) here."), OUT_FILE] = None,
     timings: TimingsFile = None,
+    snapshots: Annotated[Path | None, typer.Option(help="Keep the model every `train.snapshot_every` iterations in "
+                                                        "this folder (model-<iteration>.pt), for AP curves."),
+                         OUT_PARENT] = None,
     params: ParamsFile = DEFAULT_PARAMS,
     iterations: Annotated[int | None, typer.Option(help="Training iterations [train.iterations].")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N [train.device].")] = None,
@@ -147,7 +152,8 @@ def train(
         settings = stage_params(params, {"train.iterations": iterations, "train.device": device,
                                          "train.processes": processes})
         model_config(settings, params)  # bad params fail here, before any process starts
-        paths = TrainPaths(prepared, out, features, depth, work_dir, shape_ae, codebook, live, summary, timings)
+        paths = TrainPaths(prepared, out, features, depth, work_dir, shape_ae, codebook, live, summary, timings,
+                           snapshots)
         launch(train_process, (settings, paths), settings.train.processes)
         print(f"trained -> {out}")
 

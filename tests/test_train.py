@@ -265,3 +265,24 @@ def test_a_completed_run_leaves_no_resume_point(tiny_pipeline, tmp_path):
     checkpoint.save(tmp_path / "work" / "last.pt", {**state, "meta": {"run_id": state["meta"]["run_id"], "iteration": 2}})
     third = train(TINY_MODEL, config, dataset, tmp_path / "c.pt", tmp_path / "work", StopAt())
     assert third["start_iteration"] == 0
+
+
+def test_snapshots_are_models_along_the_run_that_change_nothing(tiny_pipeline, tmp_path):
+    """`train.snapshot_every` keeps loadable models at those iterations (AP curves, issue 33), and the
+    run's final weights are the ones it has without them."""
+    dataset = AmodalDataset(tiny_pipeline["train"], TINY_MODEL)
+    plain = tmp_path / "plain.pt"
+    train(TINY_MODEL, TINY_TRAIN, dataset, plain, tmp_path / "work_a", StopAt())
+    kept = tmp_path / "kept.pt"
+    train(TINY_MODEL, replace(TINY_TRAIN, snapshot_every=1), dataset, kept, tmp_path / "work_b", StopAt(),
+          snapshot_dir=tmp_path / "snapshots")
+    assert sorted(p.name for p in (tmp_path / "snapshots").iterdir()) == ["model-1.pt", "model-2.pt", "model-3.pt"]
+    a, b = _weights(plain), _weights(kept)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    snapshot = checkpoint.load(tmp_path / "snapshots" / "model-2.pt")
+    assert snapshot["meta"]["iterations"] == 2 and snapshot["meta"]["run_id"] == checkpoint.load(kept)["meta"]["run_id"]
+    assert not all(torch.equal(snapshot["model"][k], b[k]) for k in b)  # two more iterations moved the weights
+    model = checkpoint.load_model(tmp_path / "snapshots" / "model-2.pt")
+    image, _ = dataset[0]
+    with torch.no_grad():
+        assert set(model([image])[0]) >= {"boxes", "amodal_masks"}

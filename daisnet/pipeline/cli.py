@@ -36,10 +36,11 @@ app = typer.Typer(
 )
 
 
-# The report's chart, and the depth-quality chart beside it (daisnet/pipeline/report.py: ablation.png ->
-# ablation_depth_quality.png).
-OUT_CHARTS = Writes("file", lambda chart, _: [(Path(chart).with_name(f"{Path(chart).stem}_depth_quality"
-                                                                     f"{Path(chart).suffix}"), "file")])
+# The report's chart, and the charts beside it (daisnet/pipeline/report.py: ablation.png ->
+# ablation_depth_quality.png, ablation_curves.png).
+OUT_CHARTS = Writes("file", lambda chart, _: [
+    (Path(chart).with_name(f"{Path(chart).stem}_{kind}{Path(chart).suffix}"), "file")
+    for kind in ("depth_quality", "curves")])
 
 
 @app.callback()
@@ -144,7 +145,8 @@ def ablation_cmd(
     seeds: str = typer.Option("0,1", help="Comma-separated training seeds."),
     depth: str = typer.Option("ground_truth", help="Depth sources, comma-separated: ground_truth, bts; "
                               "`study` adds the BTS rows of the study."),
-    profile: str = typer.Option("ablation", help="ablation | smoke | small | default (docs/profiles.md)."),
+    profile: str = typer.Option("ablation", help="ablation | long (3000 iterations, AP curves) | smoke | small | "
+                                                 "default (docs/profiles.md)."),
     weights: str = typer.Option("random", help="random | imagenet (needs data/weights/, docs/ablation.md)."),
     runs_file: Path = typer.Option(Path("reports/ablation/runs.jsonl"), help="Results file: one JSON line per "
                                    "finished run, appended; runs already in it are skipped."),
@@ -214,7 +216,7 @@ def bounds_cmd(
 def report_cmd(
     runs_file: Path = typer.Option(Path("reports/ablation/runs.jsonl"), help="The study's results file."),
     out: Annotated[Path, typer.Option(help="Markdown report to write."), OUT_FILE] = Path("reports/ablation.md"),
-    chart: Annotated[Path, typer.Option(help="Chart (PNG) to write; the depth-quality chart goes beside it."),
+    chart: Annotated[Path, typer.Option(help="Chart (PNG) to write; the depth-quality and curves charts go beside it."),
                      OUT_CHARTS] = Path("reports/ablation.png"),
 ) -> None:
     """The ablation report from the study's results file alone: rows, the paper's claims, a chart."""

@@ -14,9 +14,16 @@ verdicts of the study's rule (run_stats.verdict):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+from PIL import Image, ImageDraw
+
+from daisnet.atomic import atomic_output
 from daisnet.pipeline.run_stats import RowStats, difference, verdict
 
 DEPTH = "ground_truth"
@@ -90,3 +97,75 @@ def edges_and_prior_section(stats: Mapping[tuple[str, str, str], RowStats]) -> l
         learned, oracle = _row(stats, part.learned), _row(stats, part.oracle)
         lines.append(f"| {part.claim} | {verdict(learned, base, +1)} | {diagnosis(part, base, learned, oracle)} |")
     return lines + [""]
+
+
+CURVE_COLOURS = {"R": (90, 90, 90), "R+O": (214, 39, 40), "R+S": (44, 160, 44), "R+DN+N": (31, 119, 180),
+                 "R+O*": (255, 127, 14), "R+S*": (148, 103, 189)}
+OTHER_COLOUR = (140, 86, 75)
+
+
+def curve_means(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, list[float]]]:
+    """Per row, the amodal APs of its seeds at each iteration a run recorded (`curve` of the `long` profile)."""
+    curves: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        if record["depth_source"] != DEPTH or record["weights"] != "random":
+            continue
+        for point in record.get("curve", ()):
+            curves[record["row"]][int(point["iterations"])].append(float(point["amodal_AP"]))
+    return {row: dict(points) for row, points in curves.items()}
+
+
+def curves_section(records: Sequence[Mapping[str, Any]], chart_link: str | None) -> list[str]:
+    """AP against iterations per row, from the runs that kept their models along the way."""
+    curves = curve_means(records)
+    if not curves:
+        return []
+    order = [r for r in CURVE_COLOURS if r in curves] + sorted(set(curves) - set(CURVE_COLOURS))
+    steps = sorted({i for points in curves.values() for i in points})
+    lines = ["### AP against iterations", "",
+             "Runs of the `long` profile (3000 iterations, cosine to 0 at the end), each evaluated at 1000 and 2000 "
+             "iterations from the models it kept on the way (`train.snapshot_every`) and at its end: the points of one "
+             "run share its schedule, so the middle ones are at a higher learning rate than a run of that length "
+             "would end with. Amodal AP, mean (min-max) over seeds; these runs are not in the tables above.", "",
+             "| row | seeds | " + " | ".join(f"{i} it" for i in steps) + " |", "|---|---|" + "---|" * len(steps)]
+    for row in order:
+        points = curves[row]
+        seeds = max(len(v) for v in points.values())
+        cells = [f"{statistics.fmean(points[i]):.2f} ({min(points[i]):.1f}-{max(points[i]):.1f})" if i in points
+                 else "–" for i in steps]
+        lines.append(f"| {row} | {seeds} | " + " | ".join(cells) + " |")
+    if chart_link:
+        lines += ["", f"![amodal AP against training iterations, mean over seeds, per row]({chart_link})"]
+    return lines + [""]
+
+
+def draw_curves_chart(records: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Amodal AP (y) against iterations (x): a line through each row's means, its seeds' range as whiskers."""
+    curves = curve_means(records)
+    width, height, margin = 520, 300, 40
+    steps = sorted({i for points in curves.values() for i in points}) or [1]
+    values = [v for points in curves.values() for seeds in points.values() for v in seeds] or [1.0]
+    top, last = max(max(values) * 1.1, 1.0), max(steps)
+    image = Image.new("RGB", (width + 2 * margin + 90, height + 2 * margin), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+
+    def xy(iteration: int, ap: float) -> tuple[int, int]:
+        return int(margin + iteration / last * width), int(margin + (1 - ap / top) * height)
+
+    draw.rectangle([margin, margin, margin + width, margin + height], outline=(0, 0, 0))
+    draw.text((margin, margin - 16), f"amodal AP 0 .. {top:.0f}", fill=(0, 0, 0))
+    draw.text((margin, margin + height + 4), f"iterations 0 .. {last}", fill=(0, 0, 0))
+    for k, (row, points) in enumerate(sorted(curves.items(), key=lambda kv: list(CURVE_COLOURS).index(kv[0])
+                                             if kv[0] in CURVE_COLOURS else len(CURVE_COLOURS))):
+        colour = CURVE_COLOURS.get(row, OTHER_COLOUR)
+        line = [xy(i, statistics.fmean(points[i])) for i in sorted(points)]
+        if len(line) > 1:
+            draw.line(line, fill=colour, width=2)
+        for i in sorted(points):
+            x, y = xy(i, statistics.fmean(points[i]))
+            draw.line([(x, xy(i, max(points[i]))[1]), (x, xy(i, min(points[i]))[1])], fill=colour, width=1)
+            draw.rectangle([x - 2, y - 2, x + 2, y + 2], fill=colour)
+        draw.rectangle([margin + width + 10, margin + 14 * k, margin + width + 18, margin + 14 * k + 8], fill=colour)
+        draw.text((margin + width + 22, margin + 14 * k - 2), row, fill=(0, 0, 0))
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG")

@@ -23,7 +23,7 @@ from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROWS
 from daisnet.pipeline.claims import BTS_CLAIMS, CLAIMS, load_paper_table
 from daisnet.pipeline.depth_quality import depth_quality_section, draw_quality_chart, quality_points
-from daisnet.pipeline.edges_and_prior import edges_and_prior_section
+from daisnet.pipeline.edges_and_prior import curves_section, draw_curves_chart, edges_and_prior_section
 from daisnet.pipeline.report_chart import draw_chart
 from daisnet.pipeline.report_tables import claims_table, occlusion_table, rows_table, runs_table
 from daisnet.pipeline.run_stats import (VERDICT_RULE, RowStats, bts_sources, group, owed_commands, row_order,
@@ -80,7 +80,8 @@ def owed_section(stats: Mapping[tuple[str, str, str], RowStats]) -> list[str]:
 
 
 def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], runs_file: str, chart: str | None,
-             quality_chart: str | None = None) -> str:
+             quality_chart: str | None = None, curve_records: Sequence[Mapping[str, Any]] = (),
+             curves_chart: str | None = None) -> str:
     stats = group(records)
     order = row_order(stats)
     profiles = sorted({r["profile"] for r in records})
@@ -114,12 +115,18 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
         lines += [f"## Rows, BTS-predicted depth (`{source}`)", "", *rows_table(stats, source, paper, order), ""]
     lines += depth_quality_section(records, chart_link=quality_chart)
     lines += edges_and_prior_section(stats)
+    lines += curves_section(curve_records, curves_chart)
     lines += owed_section(stats)
     lines += ["## Amodal AP by occlusion level (means over seeds)", "", *occlusion_table(stats, order)]
     lines += ["", "## Every run", "", *runs_table(records, order)]
     if chart:
         lines += ["", f"![amodal AP per row, mean and range over seeds, paper beside]({chart})"]
     return "\n".join(lines) + "\n"
+
+
+def curves_chart_path(chart: Path) -> Path:
+    """The AP-against-iterations chart beside the main one: ablation.png -> ablation_curves.png."""
+    return chart.with_name(f"{chart.stem}_curves{chart.suffix}")
 
 
 def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | None, runs_file: str,
@@ -129,15 +136,23 @@ def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | 
         raise InputError("the report and the chart are the same file: give `--chart` another path", path=out)
     paper = paper or load_paper_table()
     records = separate_depth_models(records)
+    # Runs that kept their models along the way (the `long` profile) are curves, not rows: a 3000-iteration
+    # run is never averaged with the 1000-iteration runs of its row.
+    curve_records = [r for r in records if r.get("curve")]
+    records = [r for r in records if not r.get("curve")]
     link = None if chart is None else (chart.name if chart.parent == out.parent else str(chart))
     # The depth-quality chart sits beside the main one: ablation.png -> ablation_depth_quality.png
     quality = None if chart is None or not quality_points(records) else chart.with_name(
         f"{chart.stem}_depth_quality{chart.suffix}")
     quality_link = None if quality is None else (quality.name if quality.parent == out.parent else str(quality))
-    text = markdown(records, paper, runs_file, link, quality_link)
+    curves = None if chart is None or not curve_records else curves_chart_path(chart)
+    curves_link = None if curves is None else (curves.name if curves.parent == out.parent else str(curves))
+    text = markdown(records, paper, runs_file, link, quality_link, curve_records, curves_link)
     if chart is not None:
         draw_chart(records, paper, chart)
     if quality is not None:
         draw_quality_chart(records, quality)
+    if curves is not None:
+        draw_curves_chart(curve_records, curves)
     with atomic_output(out) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -142,6 +142,22 @@ class RunSpec:
                 "seed": str(self.seed)}
 
 
+def snapshot_models(folder: Path | None) -> list[tuple[int, Path]]:
+    """The models a run kept along its training (`train --snapshots`), by iteration."""
+    if folder is None or not folder.is_dir():
+        return []
+    found = [(int(p.stem.split("-")[1]), p) for p in folder.glob("model-*.pt") if p.stem.split("-")[1].isdigit()]
+    return sorted(found)
+
+
+def curve_point(iteration: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """One point of a run's curve: amodal and visible AP (and the edge head's F1) after `iteration` iterations."""
+    point = {"iterations": iteration, "amodal_AP": metrics["amodal"]["AP"], "visible_AP": metrics["visible"]["AP"]}
+    if "edge" in metrics:
+        point["edge_f1"] = metrics["edge"]["f1"]
+    return point
+
+
 def _needs_shape_prior(spec: RunSpec) -> bool:
     return spec.overrides().get("model.shape_prior") == "on"
 
@@ -380,11 +396,13 @@ class Study:
         features = self.feature_stores(params, params_path, depth, spec)
         shape = self.shape_models(params, params_path, depth, spec) if _needs_shape_prior(spec) else None
         model = folder / "model.pt"
+        snapshots = folder / "snapshots" if int(params["train"].get("snapshot_every", 0)) > 0 else None
         start = time.perf_counter()
         if not model.exists():
             prior = ["--shape-ae", str(shape[0]), "--codebook", str(shape[1])] if shape else []
+            kept = ["--snapshots", str(snapshots)] if snapshots else []
             self.daisnet("train", PIPELINE["prepared_train"], str(model), "--features", str(features["train"]),
-                         "--depth", str(depth["train"]), "--work-dir", str(folder / "work"), *prior,
+                         "--depth", str(depth["train"]), "--work-dir", str(folder / "work"), *prior, *kept,
                          "--summary", str(folder / "train.json"), "--timings", str(folder / "train_timings.json"),
                          "--params", str(params_path))
         train_seconds = time.perf_counter() - start
@@ -393,8 +411,14 @@ class Study:
             if (folder / name).exists():
                 summary.update(json.loads((folder / name).read_text()))
         start = time.perf_counter()
-        self.daisnet("evaluate", str(model), PIPELINE["prepared_val"], "--features", str(features["val"]),
-                     "--depth", str(depth["val"]), "--out", str(folder / "eval"), "--params", str(params_path))
+        evaluate = ["--features", str(features["val"]), "--depth", str(depth["val"]), "--params", str(params_path)]
+        self.daisnet("evaluate", str(model), PIPELINE["prepared_val"], "--out", str(folder / "eval"), *evaluate)
+        curve = []  # the same evaluation of each model kept along the run, then the final one
+        for iteration, kept_model in snapshot_models(snapshots):
+            out = folder / f"eval-{iteration}"
+            if not (out / "metrics.json").exists():
+                self.daisnet("evaluate", str(kept_model), PIPELINE["prepared_val"], "--out", str(out), *evaluate)
+            curve.append(curve_point(iteration, full_metrics(out)))
         eval_seconds = time.perf_counter() - start
         metrics = full_metrics(folder / "eval")
         # The pipeline outputs this run read (its own depth or features stores derive from them).
@@ -416,6 +440,8 @@ class Study:
             "eval_seconds": round(eval_seconds, 1), "commit": git_commit(), "data": used,
             "features": {"fingerprint": feature_fingerprint(params), "stores": [str(features["train"]), str(features["val"])]},
             "depth_quality": quality, **({"depth_model": depth_model} if depth_model else {}),
+            **({"curve": [*curve, curve_point(int(summary.get("iterations", params["train"]["iterations"])), metrics)]}
+               if snapshots else {}),
             **({"shape": {"fingerprint": shape_fingerprint(params), "models": [str(shape[0]), str(shape[1])]}}
                if shape else {}),
         }

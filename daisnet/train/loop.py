@@ -60,6 +60,7 @@ class TrainConfig:
     grad_clip: float = 10.0  # max gradient norm; 0 = off (initial norms ~200 from random weights)
     crop_width: int | None = None  # px: train on random full-height windows this wide (AmodalDataset)
     checkpoint_every: int = 50
+    snapshot_every: int = 0  # keep the model every this many iterations (0: only the final one): AP curves
     log_every: int = 10
     num_workers: int = 0
     processes: int = 1  # local DDP processes (daisnet/train/launch.py); torchrun's count wins
@@ -161,7 +162,8 @@ class Logger(Protocol):
 def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalDataset, out: Path,
           work_dir: Path, logger: Logger | None = None, fingerprint_extra: dict | None = None,
           rgb_stats: RgbStats | None = None, meta_extra: dict[str, Any] | None = None,
-          shape_prior: tuple[str | Path, str | Path] | None = None) -> dict[str, Any]:
+          shape_prior: tuple[str | Path, str | Path] | None = None,
+          snapshot_dir: Path | None = None) -> dict[str, Any]:
     """Train and write the final checkpoint to `out`, with `meta_extra` in its metadata (what
     `daisnet predict` needs: the stage puts the feature params there). Torchvision's reference
     shape: the model from `build_model`, resume points from a `Checkpointer`, the iterations in
@@ -170,6 +172,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
     Resumable from `work_dir/last.pt` when it was started with the same configuration
     (fingerprint of both configs and `fingerprint_extra`, e.g. the data's identity); a logger with a
     `start(resumed)` method is told which. Returns a summary (iterations, seconds, start).
+    With `snapshot_dir` and `train_config.snapshot_every`, the model is also kept every that many
+    iterations as `snapshot_dir/model-<iteration>.pt`, a checkpoint like the final one (AP curves).
     """
     rank, world = _distributed()
     # Found now, not when the first checkpoint or the final model is written.
@@ -195,17 +199,28 @@ def train(model_config: ModelConfig, train_config: TrainConfig, dataset: AmodalD
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
     loader = make_loader(dataset, train_config, start, rank, world, pin_memory=device.type == "cuda")
-    summary = train_loop(train_model, optimizer, loader, partial(schedule_of, train_config), checkpointer,
-                         logger if rank == 0 else None, config=train_config, start=start, device=device,
-                         images_per_step=train_config.batch_size * world, scaler=scaler)
-    if rank == 0:
-        checkpoint.save(out, {"model": model.state_dict(), "meta": {
+
+    def model_file(iteration: int) -> dict[str, Any]:
+        return {"model": model.state_dict(), "meta": {
             "model_config": checkpoint.config_to_meta(model_config), "train_config": _train_meta(train_config),
-            "iterations": summary["iterations"], "run_id": run_id,
+            "iterations": iteration, "run_id": run_id,
             "rgb_mean": list(model.transform.image_mean[:3]) if "rgb" in model_config.inputs else None,
             "rgb_std": list(model.transform.image_std[:3]) if "rgb" in model_config.inputs else None,
             **loaded, **(meta_extra or {}),
-        }})
+        }}
+
+    on_snapshot = None
+    if rank == 0 and snapshot_dir is not None and train_config.snapshot_every > 0:
+        Path(snapshot_dir).mkdir(parents=True, exist_ok=True)
+
+        def on_snapshot(iteration: int) -> None:
+            checkpoint.save(Path(snapshot_dir) / f"model-{iteration}.pt", model_file(iteration))
+
+    summary = train_loop(train_model, optimizer, loader, partial(schedule_of, train_config), checkpointer,
+                         logger if rank == 0 else None, config=train_config, start=start, device=device,
+                         images_per_step=train_config.batch_size * world, scaler=scaler, on_snapshot=on_snapshot)
+    if rank == 0:
+        checkpoint.save(out, model_file(summary["iterations"]))
     checkpointer.finish()
     if world > 1:
         dist.barrier()
@@ -237,7 +252,8 @@ def make_loader(dataset: AmodalDataset, config: TrainConfig, start: int, rank: i
 def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader,
                schedule: Callable[[int], float], checkpointer: Checkpointer, logger: Logger | None, *,
                config: TrainConfig, start: int, device: torch.device, images_per_step: int,
-               scaler: torch.amp.GradScaler | None = None) -> dict[str, Any]:
+               scaler: torch.amp.GradScaler | None = None,
+               on_snapshot: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Iterations [start, config.iterations): forward (under `config.amp`'s autocast), backward,
     clip, step; losses checked for NaN/inf at every log line and checkpoint; logs every `log_every`,
     a resume point every `checkpoint_every` (not at the last: that state is the model's)."""
@@ -273,6 +289,9 @@ def train_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader:
             if checkpointer.rank == 0:
                 print(progress_line(iteration, config.iterations, start, time.perf_counter() - begin,
                                     images_per_step, values), flush=True)
+        if on_snapshot is not None and iteration % config.snapshot_every == 0 and iteration < config.iterations:
+            finite.check(checkpointer.last_good)
+            on_snapshot(iteration)  # before the resume point: a run killed in between redoes both
         if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
             finite.check(checkpointer.last_good)
             unwrapped = model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
@@ -322,5 +341,6 @@ def _train_meta(config: TrainConfig) -> dict[str, Any]:
     # Neither changes the result: a run may resume with other values.
     meta.pop("num_workers", None)
     meta.pop("log_every", None)
+    meta.pop("snapshot_every", None)
     meta.pop("processes", None)  # the fingerprint records the world size itself
     return {k: list(v) if isinstance(v, tuple) else v for k, v in meta.items()}
