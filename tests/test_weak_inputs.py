@@ -34,7 +34,7 @@ def test_an_unquoted_exponent_is_a_number(tmp_path: Path) -> None:
 
 
 def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
-    path = params_text(tmp_path, PARAMS.replace("  iterations: 1000 ", "  iterations: 1000\n  iterations: 20 "))
+    path = params_text(tmp_path, PARAMS.replace("  iterations: 800\n", "  iterations: 800\n  iterations: 20\n"))
     with pytest.raises(InputError, match=r"key 'iterations' is given twice \(lines \d+ and \d+\)") as info:
         read_yaml(path)
     assert str(path) in info.value.message()

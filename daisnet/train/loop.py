@@ -42,7 +42,7 @@ OPTIMIZERS = ("sgd", "adamw")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    iterations: int = 1000
+    iterations: int = 800
     batch_size: int = 1
     lr: float = 0.0005
     optimizer: str = "adamw"  # sgd (the paper) | adamw (momentum is then Adam's beta1)
