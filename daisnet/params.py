@@ -221,6 +221,7 @@ class Model(Section):
     edge_fcn: Literal["plain", "encoder_decoder"]
     occlusion_refinement: Literal["residual", "mask_head"]
     edge_loss_reduction: Literal["mean", "sum"]
+    edge_pos_weight: Positive
     edge_loss_weight: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     shape_prior: Annotated[Literal["off", "on"], BeforeValidator(_off_on)]
     oracle: Annotated[Literal["off", "edge", "shape"], BeforeValidator(_off_on)]

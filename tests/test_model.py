@@ -331,3 +331,19 @@ def test_depth_pooled_at_each_rois_fpn_level():
     top_small = pooler(depth_pyramid(depth), [torch.tensor([[0.0, 0, 32, 32]])], [(256, 256)])
     top_large = pooler(depth_pyramid(depth), [large], [(256, 256)])
     assert top_small[0, 0, 0].min() > 0.9 and top_large[0, 0, 0].max() < 0.6
+
+
+def test_edge_pos_weight_weighs_the_edge_pixels_term_only():
+    from daisnet.model.occlusion_edge import occlusion_edge_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 1, 28, 28, generator=g)
+    edges = torch.ones(3, 28, 28)
+    background = torch.zeros(3, 28, 28)
+    for reduction in ("mean", "sum"):
+        assert torch.allclose(occlusion_edge_loss(logits, edges, reduction, 8.0),
+                              8.0 * occlusion_edge_loss(logits, edges, reduction))
+        assert torch.allclose(occlusion_edge_loss(logits, background, reduction, 8.0),
+                              occlusion_edge_loss(logits, background, reduction))
+    with pytest.raises(InputError, match="edge_pos_weight"):
+        ModelConfig(edge_pos_weight=0.0, **TINY).validate()

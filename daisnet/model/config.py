@@ -64,6 +64,7 @@ class ModelConfig:
     edge_fcn: str = "plain"  # fcn setup: plain (two convolutions) | encoder_decoder (a micro FCN)
     occlusion_refinement: str = "mask_head"  # mask_head: "a separate mask head" | residual over the logits
     edge_loss_reduction: str = "mean"  # mean | sum (eq. 24's sum over an RoI's pixels)
+    edge_pos_weight: float = 1.0  # weight of the edge pixels' term in L_oe (1: eq. 25 as printed)
     refine_loss_weight: float = 1.0
     shape_prior: str = "off"
     shape_prior_depth: str = "all"  # all | visible | none: local depth in the shape code (§5.5 S / SV)
@@ -97,6 +98,8 @@ class ModelConfig:
         elif self.shape_prior == "on" and not SHAPE_PRIOR_AVAILABLE:
             problems.append("model.shape_prior: on needs the shape autoencoder and codebook stages, which are "
                             "not built yet (docs/ablation.md lists the rows that wait for them)")
+        if not is_number(self.edge_pos_weight) or not self.edge_pos_weight > 0:
+            problems.append(f"model.edge_pos_weight must be a number > 0, got {self.edge_pos_weight!r}")
         if self.oracle not in ORACLES:
             problems.append(f"model.oracle {self.oracle!r}: choose from {list(ORACLES)}")
         elif self.oracle == "edge" and self.occlusion_edge == "off":

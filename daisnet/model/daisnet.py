@@ -108,6 +108,7 @@ class DAISNet(GeneralizedRCNN):
             edge_head=edge_head, refinement=refinement, edge_sigma=config.edge_sigma,
             edge_depth_scale=config.edge_depth_scale, edge_loss_weight=config.edge_loss_weight,
             refine_loss_weight=config.refine_loss_weight, edge_loss_reduction=config.edge_loss_reduction,
+            edge_pos_weight=config.edge_pos_weight,
             edge_depth_pooler=edge_depth_pooler,
             mask_batch_size_per_image=config.mask_batch_size_per_image, oracle=config.oracle,
         )

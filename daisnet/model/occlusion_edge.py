@@ -70,17 +70,22 @@ def occlusion_edge_target(amodal: torch.Tensor, visible: torch.Tensor, sigma: fl
 EDGE_LOSS_REDUCTIONS = ("mean", "sum")
 
 
-def occlusion_edge_loss(edge_logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+def occlusion_edge_loss(edge_logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean",
+                        pos_weight: float = 1.0) -> torch.Tensor:
     """L_oe of eq. 24-25: binary cross-entropy of sigmoid(edge logits) against the target.
 
     `sum`: summed over an RoI's pixels as eq. 24 writes it, then averaged over the RoIs (28 x 28 =
-    784 times `mean`'s scale: weigh it with `model.edge_loss_weight`); `mean`: over every pixel."""
+    784 times `mean`'s scale: weigh it with `model.edge_loss_weight`); `mean`: over every pixel.
+    `pos_weight` > 1 weighs the edge term of each pixel up (torch's `pos_weight`): a thin edge is a
+    few percent of an RoI's pixels, and an unweighted head can lower its loss by predicting none
+    (`model.edge_pos_weight`; 1: eq. 25 as printed)."""
     if target.numel() == 0:
         return edge_logits.sum() * 0
+    weight = None if pos_weight == 1.0 else torch.tensor(pos_weight, dtype=edge_logits.dtype, device=edge_logits.device)
     if reduction == "sum":
-        per_pixel = F.binary_cross_entropy_with_logits(edge_logits[:, 0], target, reduction="none")
+        per_pixel = F.binary_cross_entropy_with_logits(edge_logits[:, 0], target, reduction="none", pos_weight=weight)
         return per_pixel.sum(dim=(1, 2)).mean()
-    return F.binary_cross_entropy_with_logits(edge_logits[:, 0], target)
+    return F.binary_cross_entropy_with_logits(edge_logits[:, 0], target, pos_weight=weight)
 
 
 def edge_confusion(edge_logit: torch.Tensor, edge_target: torch.Tensor, counted: torch.Tensor | None = None) -> torch.Tensor:

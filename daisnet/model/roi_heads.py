@@ -81,7 +81,8 @@ class AmodalRoIHeads(RoIHeads):
                  edge_head: nn.Module | None = None, refinement: OcclusionRefinement | MaskHeadRefinement | None = None,
                  edge_sigma: float = 1.0, edge_depth_scale: float = 0.1, edge_loss_weight: float = 1.0,
                  refine_loss_weight: float = 1.0, mask_batch_size_per_image: int = 0, edge_loss_reduction: str = "mean",
-                 edge_depth_pooler: nn.Module | None = None, oracle: str = "off", **kwargs) -> None:
+                 edge_depth_pooler: nn.Module | None = None, oracle: str = "off", edge_pos_weight: float = 1.0,
+                 **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.mask_batch_size_per_image = mask_batch_size_per_image
         self.visible_head = visible_head
@@ -93,6 +94,7 @@ class AmodalRoIHeads(RoIHeads):
         self.edge_loss_weight = edge_loss_weight
         self.refine_loss_weight = refine_loss_weight
         self.edge_loss_reduction = edge_loss_reduction
+        self.edge_pos_weight = edge_pos_weight
         # eq. 23: the RoI's depth from the depth map at its FPN level's stride (None: at full resolution)
         self.edge_depth_pooler = edge_depth_pooler
         self.amodal_refiners = nn.ModuleList()
@@ -213,7 +215,8 @@ class AmodalRoIHeads(RoIHeads):
             refined = self.refinement(amodal, fed, visible, depth)
         if self.training:
             losses["loss_edge"] = self.edge_loss_weight * occlusion_edge_loss(edge, edge_target,
-                                                                              self.edge_loss_reduction)
+                                                                              self.edge_loss_reduction,
+                                                                              self.edge_pos_weight)
             losses["loss_refine"] = self.refine_loss_weight * _mask_bce(refined, context["amodal_target"])
             counts = edge_confusion(edge, edge_target)
             self.edge_tally = counts if self.edge_tally is None else self.edge_tally + counts
