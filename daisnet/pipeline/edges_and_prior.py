@@ -24,7 +24,8 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from daisnet.atomic import atomic_output
-from daisnet.pipeline.run_stats import RowStats, difference, verdict
+from daisnet.pipeline.report_tables import with_spread
+from daisnet.pipeline.run_stats import RowStats, verdict
 
 DEPTH = "ground_truth"
 
@@ -50,10 +51,7 @@ def _row(stats: Mapping[tuple[str, str, str], RowStats], name: str) -> RowStats 
 
 
 def _delta(a: RowStats | None, b: RowStats | None) -> str:
-    if a is None or b is None:
-        return "–"
-    diff, se = difference(a, b)
-    return f"{diff:+.1f} ± {se:.1f}" if min(a.n, b.n) > 1 else f"{diff:+.1f} (one seed)"
+    return "–" if a is None or b is None else with_spread(a, b)
 
 
 def _edge_f1(row: RowStats | None) -> str:

@@ -124,9 +124,9 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
     return "\n".join(lines) + "\n"
 
 
-def curves_chart_path(chart: Path) -> Path:
-    """The AP-against-iterations chart beside the main one: ablation.png -> ablation_curves.png."""
-    return chart.with_name(f"{chart.stem}_curves{chart.suffix}")
+def chart_beside(chart: Path, kind: str) -> Path:
+    """A further chart beside the main one: ablation.png -> ablation_depth_quality.png, ablation_curves.png."""
+    return chart.with_name(f"{chart.stem}_{kind}{chart.suffix}")
 
 
 def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | None, runs_file: str,
@@ -141,11 +141,9 @@ def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | 
     curve_records = [r for r in records if r.get("curve")]
     records = [r for r in records if not r.get("curve")]
     link = None if chart is None else (chart.name if chart.parent == out.parent else str(chart))
-    # The depth-quality chart sits beside the main one: ablation.png -> ablation_depth_quality.png
-    quality = None if chart is None or not quality_points(records) else chart.with_name(
-        f"{chart.stem}_depth_quality{chart.suffix}")
+    quality = None if chart is None or not quality_points(records) else chart_beside(chart, "depth_quality")
     quality_link = None if quality is None else (quality.name if quality.parent == out.parent else str(quality))
-    curves = None if chart is None or not curve_records else curves_chart_path(chart)
+    curves = None if chart is None or not curve_records else chart_beside(chart, "curves")
     curves_link = None if curves is None else (curves.name if curves.parent == out.parent else str(curves))
     text = markdown(records, paper, runs_file, link, quality_link, curve_records, curves_link)
     if chart is not None:

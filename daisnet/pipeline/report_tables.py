@@ -12,7 +12,7 @@ from daisnet.pipeline.depth_quality import BASELINE
 from daisnet.pipeline.run_stats import RowStats, difference, verdict
 
 
-def _with_spread(a: RowStats, b: RowStats) -> str:
+def with_spread(a: RowStats, b: RowStats) -> str:
     """The difference of the means, ± its standard error when both rows have 2 seeds or more."""
     diff, se = difference(a, b)
     return f"{diff:+.1f} ± {se:.1f}" if min(a.n, b.n) > 1 else f"{diff:+.1f} (one seed: no spread)"
@@ -35,7 +35,7 @@ def claims_table(claims: Sequence[Claim], stats: Mapping[tuple[str, str, str], R
         b = stats.get(("random", depth_source, claim.against))
         effect, effect_text = paper_effect(paper, claim)
         if a is not None and b is not None:
-            ours = f"{_with_spread(a, b)} ({a.n} vs {b.n})"
+            ours = f"{with_spread(a, b)} ({a.n} vs {b.n})"
             means = f"{claim.row} {a.mean:.1f} vs {claim.against} {b.mean:.1f}"
         else:
             ours, means = "–", "not run: " + ", ".join(r for r, s in ((claim.row, a), (claim.against, b)) if s is None)
@@ -57,7 +57,7 @@ def rows_table(stats: Mapping[tuple[str, str, str], RowStats], depth_source: str
             continue
         marks = component_marks(name if name != DEFAULT_ROW else "R+DN+N")
         delta = "baseline" if name == BASELINE else (
-            "–" if base is None else _with_spread(row, base))
+            "–" if base is None else with_spread(row, base))
         p_text, p_delta = paper_cells(paper, name)
         cells = [name, *(marks[c] for c in "RDNOS"), _seeds(row), f"{row.mean:.2f}", f"{row.sd:.2f}" if row.n > 1 else "–",
                  f"{min(row.aps):.1f}-{max(row.aps):.1f}", delta, p_text, p_delta,
