@@ -44,6 +44,8 @@ ROWS: tuple[Row, ...] = (
     Row("R+S", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "all"}, weights=("imagenet",)),
     Row("R+SV", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "visible"}, weights=("imagenet",)),
     Row("R+D+N+O", {**_inputs("rgb", "depth", "normal"), **O}),
+    # R+O with the edge pixels weighted by 1 / their share of RoI pixels (~4%; docs/model.md): issue 33's point 4.
+    Row("R+OW", {**_inputs("rgb"), **O, "model.edge_pos_weight": "24"}, weights=()),
     # Upper bounds, not in Table 1 (docs/ablation.md, "Oracle rows"): a learned part fed its ground truth.
     Row("R+O*", {**_inputs("rgb"), **O, "model.oracle": "edge"}, weights=()),
     Row("R+S*", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "all", "model.oracle": "shape"},

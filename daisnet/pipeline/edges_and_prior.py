@@ -37,10 +37,11 @@ class Part:
     oracle: str  # the same row with the part's ground truth
     part: str  # the learned part, in words
     reader: str  # what reads it
+    variants: tuple[str, ...] = ()  # rows that change the learned part (issue 33, point 4), shown beside it
 
 
 PARTS = (
-    Part("occlusion edges help: R+O > R", "R+O", "R+O*", "edge head", "occlusion refinement"),
+    Part("occlusion edges help: R+O > R", "R+O", "R+O*", "edge head", "occlusion refinement", ("R+OW",)),
     Part("the 3D shape prior helps: R+S > R", "R+S", "R+S*", "shape retrieval (the codewords of the coarse mask)",
          "prior's fusion"),
 )
@@ -84,7 +85,8 @@ def edges_and_prior_section(stats: Mapping[tuple[str, str, str], RowStats]) -> l
              "|---|---|---|---|---|---|---|"]
     for part in PARTS:
         learned, oracle = _row(stats, part.learned), _row(stats, part.oracle)
-        for name, row, against in ((part.learned, learned, None), (part.oracle, oracle, learned)):
+        variants = [(name, _row(stats, name), learned) for name in part.variants]
+        for name, row, against in [(part.learned, learned, None), *variants, (part.oracle, oracle, learned)]:
             if row is None:
                 lines.append(f"| {name} | – | not run | – | – | – | – |")
                 continue
