@@ -105,7 +105,7 @@ def test_edge_counts_are_the_matched_detections_pixels_against_their_targets():
     torch.manual_seed(0)
     config = ModelConfig(inputs=("rgb",), occlusion_edge="fcn", **TINY)
     model = build_daisnet(config).eval()
-    assert model.reads_ground_truth_at_test
+    assert model.reads_roi_ground_truth
     images, targets = tiny_batch(config)
     with torch.no_grad():
         # Detections exactly at the ground-truth boxes: no box regression, every class scored alike.
@@ -155,7 +155,7 @@ def test_training_logs_the_edge_heads_scores_since_the_last_log_line():
     assert all(0.0 <= v <= 1.0 for v in statistics.values())
     assert model.pop_training_statistics() == {}  # reset: the next line covers only its own iterations
     plain = build_daisnet(ModelConfig(inputs=("rgb",), **TINY))
-    assert plain.pop_training_statistics() == {} and not plain.reads_ground_truth_at_test
+    assert plain.pop_training_statistics() == {} and not plain.reads_roi_ground_truth
 
 
 def test_an_oracle_without_its_part_or_its_ground_truth_is_refused():

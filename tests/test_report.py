@@ -378,3 +378,15 @@ def test_the_oracle_rows_name_the_limiting_part_and_long_runs_are_curves_not_row
     rows = text[text.index("## Rows, ground-truth depth"):]
     assert next(line for line in rows.splitlines() if line.startswith("| R |")).count("17.50") == 1
     assert text.count("| 0123456789ab |") == 12
+
+
+def test_the_side_charts_are_named_after_the_main_chart_in_one_place():
+    from daisnet.pipeline.chart_paths import SIDE_CHARTS, chart_beside
+    from daisnet.pipeline.cli import OUT_CHARTS
+
+    chart = Path("out/study.png")
+    assert [chart_beside(chart, kind) for kind in SIDE_CHARTS] == [Path("out/study_depth_quality.png"),
+                                                                   Path("out/study_curves.png")]
+    assert [path for path, _ in OUT_CHARTS.outputs(str(chart), {})] == [chart, *(chart_beside(chart, k) for k in SIDE_CHARTS)]
+    with pytest.raises(ValueError, match="unknown side chart"):
+        chart_beside(chart, "edges")

@@ -25,7 +25,7 @@ def predict_split(model: torch.nn.Module, dataset: AmodalDataset, batch_size: in
     device = torch.device(device)
     model.eval().to(device)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
-    with_truth = getattr(model, "reads_ground_truth_at_test", False)
+    with_truth = getattr(model, "reads_roi_ground_truth", False)
     for images, targets in track(loader, "evaluate: inference", unit="batch"):
         truth = [{k: v.to(device) for k, v in t.items() if k in GROUND_TRUTH_KEYS} for t in targets] if with_truth else None
         with autocast(device, amp):

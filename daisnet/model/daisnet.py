@@ -148,9 +148,10 @@ class DAISNet(GeneralizedRCNN):
         return self.transform.postprocess(detections, batch.image_sizes, original_sizes)
 
     @property
-    def reads_ground_truth_at_test(self) -> bool:
-        """Whether evaluation passes the split's annotations with the images (edge metric, oracles)."""
-        return self.roi_heads.reads_ground_truth_at_test
+    def reads_roi_ground_truth(self) -> bool:
+        """Whether the RoI heads read each RoI's ground-truth masks beyond the mask losses (edge target and
+        metric, oracles); at test, evaluation then passes the split's annotations with the images."""
+        return self.roi_heads.reads_roi_ground_truth
 
     def pop_training_statistics(self) -> dict[str, float]:
         """What the training loop logs besides the losses, over the iterations since its last call:

@@ -102,8 +102,9 @@ class AmodalRoIHeads(RoIHeads):
         self.edge_tally: torch.Tensor | None = None  # training: edge confusion counts since `pop_edge_tally`
 
     @property
-    def reads_ground_truth_at_test(self) -> bool:
-        """Whether evaluation should pass the split's ground truth: for the edge metric or an oracle."""
+    def reads_roi_ground_truth(self) -> bool:
+        """Whether the heads read each RoI's ground-truth masks beyond the mask losses (the edge target and
+        metric, an oracle): projected in training; at test, evaluation passes the split's annotations."""
         return self.edge_head is not None or self.oracle != "off"
 
     def pop_edge_tally(self) -> torch.Tensor | None:
@@ -171,9 +172,9 @@ class AmodalRoIHeads(RoIHeads):
             losses["loss_mask"] = maskrcnn_loss(amodal_logits, rois.proposals, gt_amodal, gt_labels, rois.matched)
             losses["loss_visible"] = maskrcnn_loss(visible_logits, rois.proposals, gt_visible, gt_labels, rois.matched)
             context["amodal_target"] = _project(gt_amodal, rois.proposals, rois.matched, amodal.shape[-1])
-            if self.reads_ground_truth_at_test:  # the edge target and the oracles read it
+            if self.reads_roi_ground_truth:  # the edge target and the oracles read it
                 context["visible_target"] = _project(gt_visible, rois.proposals, rois.matched, amodal.shape[-1])
-        elif targets is not None and self.reads_ground_truth_at_test:
+        elif targets is not None and self.reads_roi_ground_truth:
             context["amodal_target"], context["visible_target"], context["matched"] = match_ground_truth(
                 rois.proposals, targets, amodal.shape[-1])
         elif self.oracle != "off":

@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 
 from daisnet.errors import InputError, exit_on_input_error
+from daisnet.pipeline.chart_paths import SIDE_CHARTS, chart_beside
 from stages.codebook import codebook
 from stages.common import OUT_FILE, OUT_FOLDER, OUT_STORE, Writes, guarded
 from stages.depth import depth
@@ -36,11 +37,8 @@ app = typer.Typer(
 )
 
 
-# The report's chart, and the charts beside it (daisnet/pipeline/report.py: ablation.png ->
-# ablation_depth_quality.png, ablation_curves.png).
-OUT_CHARTS = Writes("file", lambda chart, _: [
-    (Path(chart).with_name(f"{Path(chart).stem}_{kind}{Path(chart).suffix}"), "file")
-    for kind in ("depth_quality", "curves")])
+# The report's chart, and the charts beside it (daisnet/pipeline/chart_paths.py).
+OUT_CHARTS = Writes("file", lambda chart, _: [(chart_beside(Path(chart), kind), "file") for kind in SIDE_CHARTS])
 
 
 @app.callback()

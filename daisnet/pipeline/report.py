@@ -21,6 +21,7 @@ from typing import Any
 from daisnet.atomic import atomic_output
 from daisnet.errors import InputError
 from daisnet.pipeline.ablation import ROWS
+from daisnet.pipeline.chart_paths import chart_beside
 from daisnet.pipeline.claims import BTS_CLAIMS, CLAIMS, load_paper_table
 from daisnet.pipeline.depth_quality import depth_quality_section, draw_quality_chart, quality_points
 from daisnet.pipeline.edges_and_prior import curves_section, draw_curves_chart, edges_and_prior_section
@@ -122,11 +123,6 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
     if chart:
         lines += ["", f"![amodal AP per row, mean and range over seeds, paper beside]({chart})"]
     return "\n".join(lines) + "\n"
-
-
-def chart_beside(chart: Path, kind: str) -> Path:
-    """A further chart beside the main one: ablation.png -> ablation_depth_quality.png, ablation_curves.png."""
-    return chart.with_name(f"{chart.stem}_{kind}{chart.suffix}")
 
 
 def write_report(records: Sequence[Mapping[str, Any]], out: Path, chart: Path | None, runs_file: str,
