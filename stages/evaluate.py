@@ -41,6 +41,10 @@ def evaluate(
     batch_size: Annotated[int | None, typer.Option(help="Images per forward [evaluate.batch_size].")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:1, ... [evaluate.device].")] = None,
     amp: Annotated[str | None, typer.Option(help="Mixed precision: off, bf16, fp16 [train.amp].")] = None,
+    mask_ceiling: Annotated[bool, typer.Option(help="Diagnosis, not the stage: each detection matched to an instance "
+                                                    "(box IoU >= 0.5) takes its ground-truth amodal mask, so the AP is "
+                                                    "what perfect amodal masks would give with these detections "
+                                                    "(docs/ablation.md, \"The mask ceiling\").")] = False,
 ) -> None:
     """COCO evaluation (amodal and visible masks, Table 1 columns, per class, by occlusion)."""
     with exit_on_input_error():
@@ -49,6 +53,7 @@ def evaluate(
         dev = resolve_device(settings.device, "evaluate.device")
         refuse_overlap([out, reports, timings], [model, prepared, features, depth])
         net = load_model(model, dev)
+        net.set_mask_ceiling(mask_ceiling)
         check_features_fit(net, features, model)
         dataset = AmodalDataset(prepared, net.config, features, depth)
         start = time.perf_counter()

@@ -16,7 +16,7 @@ from daisnet.evaluate.edges import EdgeTally
 from daisnet.evaluate.run import split_metrics
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.model.occlusion_edge import edge_confusion, edge_scores, occlusion_edge_target
-from daisnet.model.oracle import match_ground_truth, oracle_edge_logit
+from daisnet.model.oracle import match_ground_truth, oracle_logit
 from daisnet.model.shape_prior import ShapePriorRefiner, shape_input
 from daisnet.pipeline.study import read_runs
 from test_model import TINY, fill_random_codebook, tiny_batch
@@ -33,9 +33,9 @@ def test_a_detection_takes_the_instance_it_overlaps_most_and_a_stray_one_none():
     assert amodal[2].abs().sum() == 0 and visible[2].abs().sum() == 0
 
 
-def test_oracle_edge_logits_are_confident_and_follow_the_target():
+def test_oracle_logits_are_confident_and_follow_the_target():
     target = torch.tensor([[[0.0, 0.5, 1.0]]])
-    logits = oracle_edge_logit(target)
+    logits = oracle_logit(target)
     assert logits.shape == (1, 1, 1, 3)
     assert torch.sigmoid(logits).flatten().tolist() == pytest.approx([0.001, 0.5, 0.999], abs=1e-6)
 
@@ -193,7 +193,34 @@ def test_a_tiny_oracle_study_run_records_the_edge_metric_and_its_curve(tiny_feat
     assert [p["iterations"] for p in run["curve"]] == [15, 30]
     assert run["curve"][-1]["amodal_AP"] == run["metrics"]["amodal"]["AP"]
     assert all("edge_f1" in p for p in run["curve"])
+    # the final model again with its detections' ground-truth amodal masks: no worse than its own masks
+    assert run["mask_ceiling"]["amodal_AP"] >= run["metrics"]["amodal"]["AP"]
     subprocess.run([*cli, "report"], cwd=root, env=env, check=True, capture_output=True)
     text = (root / "reports" / "ablation.md").read_text()
     assert "### AP against iterations" in text and "| R+O* | 1 |" in text
     Image.open(root / "reports" / "ablation_curves.png").verify()
+
+
+def test_the_mask_ceiling_gives_matched_detections_their_ground_truth_and_keeps_the_rest():
+    torch.manual_seed(0)
+    config = ModelConfig(inputs=("rgb",), **TINY)
+    model = build_daisnet(config).eval()
+    assert not model.reads_roi_ground_truth
+    images, targets = tiny_batch(config)
+    with torch.no_grad():
+        batch, truth = model.transform(images, targets)
+        features = model.backbone(batch.tensors)  # RGB only: no depth channel
+        # the ground-truth boxes and a stray box that overlaps no instance
+        boxes = [torch.cat([t["boxes"], torch.tensor([[0.0, 0.0, 4.0, 4.0]])]) for t in truth]
+        own = model.roi_heads(features, boxes, batch.image_sizes)[0]
+        model.set_mask_ceiling(True)
+        assert model.reads_roi_ground_truth
+        ceiling = model.roi_heads(features, boxes, batch.image_sizes, truth)[0]
+    for mine, capped, target in zip(own, ceiling, truth):
+        amodal, _, matched = match_ground_truth([capped["boxes"]], [target], 28)
+        assert matched.any() and not matched.all()
+        assert torch.allclose(capped["amodal_masks"][matched, 0], amodal[matched].clamp(1e-3, 1 - 1e-3), atol=1e-5)
+        assert torch.equal(capped["amodal_masks"][~matched], mine["amodal_masks"][~matched])
+        assert torch.equal(capped["visible_masks"], mine["visible_masks"])  # only the amodal masks
+    with pytest.raises(ValueError, match="mask ceiling needs the ground truth"):
+        _eval_outputs(model, config, False)

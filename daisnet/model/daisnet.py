@@ -153,6 +153,11 @@ class DAISNet(GeneralizedRCNN):
         metric, oracles); at test, evaluation then passes the split's annotations with the images."""
         return self.roi_heads.reads_roi_ground_truth
 
+    def set_mask_ceiling(self, on: bool) -> None:
+        """Test only: the amodal masks of the detections matched to an instance become its ground truth
+        (daisnet/model/oracle.py, `with_oracle_masks`); evaluation then passes the annotations."""
+        self.roi_heads.mask_ceiling = on
+
     def pop_training_statistics(self) -> dict[str, float]:
         """What the training loop logs besides the losses, over the iterations since its last call:
         the edge head's precision, recall and F1 on its training RoIs (empty without an edge head)."""

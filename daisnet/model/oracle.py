@@ -6,6 +6,8 @@
   ground-truth masks exactly as the edge loss's target, in place of the edge head's prediction;
 - `shape` (R+S*): the shape prior retrieves its codewords from the ground-truth amodal (and visible)
   mask in place of the coarse prediction, with the same pooled depth.
+A third bound needs no training of its own: the mask ceiling (`with_oracle_masks`), set on any trained
+model at evaluation, replaces the final amodal masks themselves.
 
 In training the RoIs are the sampled positives and their ground truth is the matched instance (as
 for every mask loss). At test a detection takes the ground-truth instance its box overlaps most,
@@ -43,7 +45,16 @@ def match_ground_truth(boxes: list[torch.Tensor], targets: list[dict[str, torch.
     return torch.cat(amodal), torch.cat(visible), torch.cat(matched)
 
 
-def oracle_edge_logit(edge_target: torch.Tensor) -> torch.Tensor:
-    """The edge target (R, S, S) in [0, 1] as the logits (R, 1, S, S) the refinement reads from the
-    edge head: a confident head that is always right (probabilities clamped to [0.001, 0.999])."""
-    return torch.logit(edge_target.clamp(1e-3, 1 - 1e-3))[:, None]
+def oracle_logit(target: torch.Tensor) -> torch.Tensor:
+    """A target map (R, S, S) in [0, 1] as the logits (R, 1, S, S) of a confident head that is always
+    right (probabilities clamped to [0.001, 0.999]): the edge oracle's input to the refinement, the
+    mask ceiling's amodal masks."""
+    return torch.logit(target.clamp(1e-3, 1 - 1e-3))[:, None]
+
+
+def with_oracle_masks(amodal_logit: torch.Tensor, amodal_target: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
+    """The mask ceiling (`daisnet evaluate --mask-ceiling`): each detection matched to an instance takes
+    that instance's ground-truth amodal mask in its box's grid; an unmatched one keeps its own. The AP
+    that follows is what a perfect amodal mask would give with these very detections, so it bounds
+    every mask-side component (the occlusion edge, the shape prior) at once."""
+    return torch.where(matched[:, None, None, None], oracle_logit(amodal_target), amodal_logit)

@@ -39,7 +39,7 @@ from daisnet.model.occlusion_edge import (
     occlusion_edge_loss,
     occlusion_edge_target,
 )
-from daisnet.model.oracle import match_ground_truth, oracle_edge_logit
+from daisnet.model.oracle import match_ground_truth, oracle_logit, with_oracle_masks
 
 
 class AmodalRefiner(Protocol):
@@ -99,13 +99,14 @@ class AmodalRoIHeads(RoIHeads):
         self.edge_depth_pooler = edge_depth_pooler
         self.amodal_refiners = nn.ModuleList()
         self.oracle = oracle  # off | edge | shape (daisnet/model/oracle.py)
+        self.mask_ceiling = False  # test only, set by `daisnet evaluate --mask-ceiling`: oracle amodal masks
         self.edge_tally: torch.Tensor | None = None  # training: edge confusion counts since `pop_edge_tally`
 
     @property
     def reads_roi_ground_truth(self) -> bool:
         """Whether the heads read each RoI's ground-truth masks beyond the mask losses (the edge target and
         metric, an oracle): projected in training; at test, evaluation passes the split's annotations."""
-        return self.edge_head is not None or self.oracle != "off"
+        return self.edge_head is not None or self.oracle != "off" or self.mask_ceiling
 
     def pop_edge_tally(self) -> torch.Tensor | None:
         """The edge head's confusion counts on its training RoIs since the last call (None: no edge head)."""
@@ -124,6 +125,10 @@ class AmodalRoIHeads(RoIHeads):
         for refiner in self.amodal_refiners:
             refined, refiner_losses = refiner(mask_features, refined, rois.flat_labels, context)
             losses.update(refiner_losses)
+        if not self.training and self.mask_ceiling:
+            if "matched" not in context:
+                raise ValueError("the mask ceiling needs the ground truth at test: evaluate on an annotated split")
+            refined = with_oracle_masks(refined, context["amodal_target"], context["matched"])
         if not self.training:
             _attach_masks(result, rois.proposals, refined, visible, edge, context.get("edge_counts"))
         return result, losses
@@ -209,7 +214,7 @@ class AmodalRoIHeads(RoIHeads):
         if "amodal_target" in context:
             edge_target = occlusion_edge_target(context["amodal_target"], context["visible_target"], self.edge_sigma)
         # R+O*: the refinement reads the target instead of the head (which still trains as before)
-        fed = oracle_edge_logit(edge_target) if self.oracle == "edge" else edge
+        fed = oracle_logit(edge_target) if self.oracle == "edge" else edge
         if isinstance(self.refinement, MaskHeadRefinement):
             refined = self.refinement(mask_features, amodal, fed, visible, depth)
         else:

@@ -60,6 +60,16 @@ def _edge_f1(row: RowStats | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
 
+def _mask_ceiling(row: RowStats | None) -> str:
+    """Mean amodal AP of the row's runs re-evaluated with their detections' ground-truth amodal masks
+    (the study's `mask_ceiling`; runs recorded before it have none)."""
+    values = [] if row is None else [r["mask_ceiling"]["amodal_AP"] for r in row.records if "mask_ceiling" in r]
+    if not values:
+        return "–"
+    seeds = "" if len(values) == row.n else f" ({len(values)} of {row.n} seeds)"
+    return f"{statistics.fmean(values):.2f}{seeds}"
+
+
 def diagnosis(part: Part, base: RowStats | None, learned: RowStats | None, oracle: RowStats | None) -> str:
     """Which part limits the claim, in one sentence, from the three rows' verdicts."""
     oracle_gain, learned_gain = verdict(oracle, base, +1), verdict(learned, base, +1)
@@ -80,18 +90,21 @@ def edges_and_prior_section(stats: Mapping[tuple[str, str, str], RowStats]) -> l
     lines = ["## Occlusion edges and the shape prior", "",
              "Each learned part beside its oracle: the same model fed that part's ground truth, at training and at "
              "test (`model.oracle`; docs/ablation.md, \"Oracle rows\"). Ground-truth depth, means over seeds; edge F1: "
-             "the edge head's pixels against its own target on val (docs/metrics.md).", "",
-             "| row | seeds | amodal AP: mean | min-max | Δ vs R ± s.e. | Δ vs the learned row | edge F1 |",
-             "|---|---|---|---|---|---|---|"]
+             "the edge head's pixels against its own target on val (docs/metrics.md); mask ceiling: the same "
+             "detections evaluated with their ground-truth amodal masks, the most any mask-side part (edge, "
+             "prior) could give them (`daisnet evaluate --mask-ceiling`).", "",
+             "| row | seeds | amodal AP: mean | min-max | Δ vs R ± s.e. | Δ vs the learned row | edge F1 | mask ceiling |",
+             "|---|---|---|---|---|---|---|---|"]
     for part in PARTS:
         learned, oracle = _row(stats, part.learned), _row(stats, part.oracle)
         variants = [(name, _row(stats, name), learned) for name in part.variants]
         for name, row, against in [(part.learned, learned, None), *variants, (part.oracle, oracle, learned)]:
             if row is None:
-                lines.append(f"| {name} | – | not run | – | – | – | – |")
+                lines.append(f"| {name} | – | not run | – | – | – | – | – |")
                 continue
             lines.append(f"| {name} | {row.n} | {row.mean:.2f} | {min(row.aps):.1f}-{max(row.aps):.1f} | "
-                         f"{_delta(row, base)} | {'–' if against is None else _delta(row, against)} | {_edge_f1(row)} |")
+                         f"{_delta(row, base)} | {'–' if against is None else _delta(row, against)} | {_edge_f1(row)} | "
+                         f"{_mask_ceiling(row)} |")
     lines += ["", "| claim | verdict (ours, vs R) | which part limits |", "|---|---|---|"]
     for part in PARTS:
         learned, oracle = _row(stats, part.learned), _row(stats, part.oracle)
