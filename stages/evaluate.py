@@ -45,6 +45,8 @@ def evaluate(
                                                     "(box IoU >= 0.5) takes its ground-truth amodal mask, so the AP is "
                                                     "what perfect amodal masks would give with these detections "
                                                     "(docs/ablation.md, \"The mask ceiling\").")] = False,
+    ceiling_region: Annotated[str, typer.Option(help="With --mask-ceiling, the pixels that take the ground truth: all, "
+                                                     "hidden (the part behind occluders) or visible (every other).")] = "all",
 ) -> None:
     """COCO evaluation (amodal and visible masks, Table 1 columns, per class, by occlusion)."""
     with exit_on_input_error():
@@ -53,7 +55,7 @@ def evaluate(
         dev = resolve_device(settings.device, "evaluate.device")
         refuse_overlap([out, reports, timings], [model, prepared, features, depth])
         net = load_model(model, dev)
-        net.set_mask_ceiling(mask_ceiling)
+        net.set_mask_ceiling(mask_ceiling, ceiling_region)
         check_features_fit(net, features, model)
         dataset = AmodalDataset(prepared, net.config, features, depth)
         start = time.perf_counter()

@@ -16,7 +16,7 @@ from daisnet.evaluate.edges import EdgeTally
 from daisnet.evaluate.run import split_metrics
 from daisnet.model import ModelConfig, build_daisnet
 from daisnet.model.occlusion_edge import edge_confusion, edge_scores, occlusion_edge_target
-from daisnet.model.oracle import match_ground_truth, oracle_logit
+from daisnet.model.oracle import match_ground_truth, oracle_logit, with_oracle_masks
 from daisnet.model.shape_prior import ShapePriorRefiner, shape_input
 from daisnet.pipeline.study import read_runs
 from test_model import TINY, fill_random_codebook, tiny_batch
@@ -224,3 +224,22 @@ def test_the_mask_ceiling_gives_matched_detections_their_ground_truth_and_keeps_
         assert torch.equal(capped["visible_masks"], mine["visible_masks"])  # only the amodal masks
     with pytest.raises(ValueError, match="mask ceiling needs the ground truth"):
         _eval_outputs(model, config, False)
+
+
+def test_the_mask_ceiling_regions_split_the_ground_truth_between_the_hidden_part_and_the_rest():
+    g = torch.Generator().manual_seed(0)
+    amodal_target = torch.zeros(2, 4, 4)
+    amodal_target[:, :, :3] = 1.0
+    visible_target = torch.zeros(2, 4, 4)
+    visible_target[:, :, :1] = 1.0  # columns 1-2 hidden, column 3 background
+    own = torch.randn(2, 1, 4, 4, generator=g)
+    matched = torch.tensor([True, False])
+    truth = oracle_logit(amodal_target)
+    hidden = (amodal_target >= 0.5) & (visible_target < 0.5)
+    for region, corrected in (("all", torch.ones_like(hidden)), ("hidden", hidden), ("visible", ~hidden)):
+        out = with_oracle_masks(own, amodal_target, visible_target, matched, region)
+        assert torch.equal(out[1], own[1])  # unmatched: its own
+        assert torch.equal(out[0, 0][corrected[0]], truth[0, 0][corrected[0]])
+        assert torch.equal(out[0, 0][~corrected[0]], own[0, 0][~corrected[0]])
+    with pytest.raises(InputError, match="ceiling-region"):
+        build_daisnet(ModelConfig(inputs=("rgb",), **TINY)).set_mask_ceiling(True, "edges")

@@ -18,11 +18,13 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
+from daisnet.errors import InputError
 from daisnet.model.backbone import build_backbone, head_norm_layer
 from daisnet.model.config import ModelConfig, backbone_channels, channel_counts
 from daisnet.model.precision import Float32AnchorGenerator, float32_outputs
 from daisnet.model.occlusion_edge import MaskHeadRefinement, OcclusionRefinement, edge_scores
 from daisnet.model.occlusion_edge import edge_head as make_edge_head
+from daisnet.model.oracle import CEILING_REGIONS
 from daisnet.model.roi_align import SampledMultiScaleRoIAlign
 from daisnet.model.roi_heads import AmodalRoIHeads
 from daisnet.model.shape_prior import ShapePriorRefiner
@@ -153,10 +155,12 @@ class DAISNet(GeneralizedRCNN):
         metric, oracles); at test, evaluation then passes the split's annotations with the images."""
         return self.roi_heads.reads_roi_ground_truth
 
-    def set_mask_ceiling(self, on: bool) -> None:
-        """Test only: the amodal masks of the detections matched to an instance become its ground truth
-        (daisnet/model/oracle.py, `with_oracle_masks`); evaluation then passes the annotations."""
-        self.roi_heads.mask_ceiling = on
+    def set_mask_ceiling(self, on: bool, region: str = "all") -> None:
+        """Test only: the amodal masks of the detections matched to an instance become its ground truth,
+        in `region` (daisnet/model/oracle.py, `with_oracle_masks`); evaluation then passes the annotations."""
+        if region not in CEILING_REGIONS:
+            raise InputError(f"--ceiling-region must be one of {', '.join(CEILING_REGIONS)}, got {region!r}")
+        self.roi_heads.mask_ceiling, self.roi_heads.ceiling_region = on, region
 
     def pop_training_statistics(self) -> dict[str, float]:
         """What the training loop logs besides the losses, over the iterations since its last call:

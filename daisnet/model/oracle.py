@@ -52,9 +52,22 @@ def oracle_logit(target: torch.Tensor) -> torch.Tensor:
     return torch.logit(target.clamp(1e-3, 1 - 1e-3))[:, None]
 
 
-def with_oracle_masks(amodal_logit: torch.Tensor, amodal_target: torch.Tensor, matched: torch.Tensor) -> torch.Tensor:
+CEILING_REGIONS = ("all", "hidden", "visible")
+
+
+def with_oracle_masks(amodal_logit: torch.Tensor, amodal_target: torch.Tensor, visible_target: torch.Tensor,
+                      matched: torch.Tensor, region: str = "all") -> torch.Tensor:
     """The mask ceiling (`daisnet evaluate --mask-ceiling`): each detection matched to an instance takes
     that instance's ground-truth amodal mask in its box's grid; an unmatched one keeps its own. The AP
     that follows is what a perfect amodal mask would give with these very detections, so it bounds
-    every mask-side component (the occlusion edge, the shape prior) at once."""
-    return torch.where(matched[:, None, None, None], oracle_logit(amodal_target), amodal_logit)
+    every mask-side component (the occlusion edge, the shape prior) at once.
+
+    `region` splits the bound: `hidden` corrects only the instance's hidden part (amodal and not
+    visible: the completion behind occluders), `visible` every other pixel (the visible extent and
+    the background); `all` both."""
+    if region not in CEILING_REGIONS:
+        raise ValueError(f"unknown ceiling region {region!r}: one of {', '.join(CEILING_REGIONS)}")
+    hidden = (amodal_target >= 0.5) & (visible_target < 0.5)
+    corrected = {"all": torch.ones_like(hidden), "hidden": hidden, "visible": ~hidden}[region]
+    take = matched[:, None, None] & corrected
+    return torch.where(take[:, None], oracle_logit(amodal_target), amodal_logit)

@@ -100,6 +100,7 @@ class AmodalRoIHeads(RoIHeads):
         self.amodal_refiners = nn.ModuleList()
         self.oracle = oracle  # off | edge | shape (daisnet/model/oracle.py)
         self.mask_ceiling = False  # test only, set by `daisnet evaluate --mask-ceiling`: oracle amodal masks
+        self.ceiling_region = "all"  # which pixels of them (daisnet/model/oracle.py, CEILING_REGIONS)
         self.edge_tally: torch.Tensor | None = None  # training: edge confusion counts since `pop_edge_tally`
 
     @property
@@ -128,7 +129,8 @@ class AmodalRoIHeads(RoIHeads):
         if not self.training and self.mask_ceiling:
             if "matched" not in context:
                 raise ValueError("the mask ceiling needs the ground truth at test: evaluate on an annotated split")
-            refined = with_oracle_masks(refined, context["amodal_target"], context["matched"])
+            refined = with_oracle_masks(refined, context["amodal_target"], context["visible_target"], context["matched"],
+                                        self.ceiling_region)
         if not self.training:
             _attach_masks(result, rois.proposals, refined, visible, edge, context.get("edge_counts"))
         return result, losses
