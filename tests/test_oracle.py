@@ -195,6 +195,7 @@ def test_a_tiny_oracle_study_run_records_the_edge_metric_and_its_curve(tiny_feat
     assert all("edge_f1" in p for p in run["curve"])
     # the final model again with its detections' ground-truth amodal masks: no worse than its own masks
     assert run["mask_ceiling"]["amodal_AP"] >= run["metrics"]["amodal"]["AP"]
+    assert set(run["mask_ceiling"]) == {"amodal_AP", "hidden_amodal_AP"}  # and only behind occluders
     subprocess.run([*cli, "report"], cwd=root, env=env, check=True, capture_output=True)
     text = (root / "reports" / "ablation.md").read_text()
     assert "### AP against iterations" in text and "| R+O* | 1 |" in text

@@ -421,11 +421,15 @@ class Study:
             curve.append(curve_point(iteration, full_metrics(out)))
         eval_seconds = time.perf_counter() - start
         metrics = full_metrics(folder / "eval")
-        # The same detections with their ground-truth amodal masks: what any mask-side part could add.
-        ceiling = folder / "eval-mask-ceiling"
-        if not (ceiling / "metrics.json").exists():
-            self.daisnet("evaluate", str(model), PIPELINE["prepared_val"], "--out", str(ceiling), *evaluate,
-                         "--mask-ceiling")
+        # The same detections with their ground-truth amodal masks (all pixels; only the hidden part):
+        # what any mask-side part could add, and what completing behind occluders could.
+        ceilings = {}
+        for region, key in (("all", "amodal_AP"), ("hidden", "hidden_amodal_AP")):
+            out = folder / ("eval-mask-ceiling" if region == "all" else f"eval-mask-ceiling-{region}")
+            if not (out / "metrics.json").exists():
+                self.daisnet("evaluate", str(model), PIPELINE["prepared_val"], "--out", str(out), *evaluate,
+                             "--mask-ceiling", "--ceiling-region", region)
+            ceilings[key] = full_metrics(out)["amodal"]["AP"]
         # The pipeline outputs this run read (its own depth or features stores derive from them).
         used_keys = ["prepared_train", "prepared_val"]
         if spec.depth_source == "ground_truth":
@@ -445,7 +449,7 @@ class Study:
             "eval_seconds": round(eval_seconds, 1), "commit": git_commit(), "data": used,
             "features": {"fingerprint": feature_fingerprint(params), "stores": [str(features["train"]), str(features["val"])]},
             "depth_quality": quality, **({"depth_model": depth_model} if depth_model else {}),
-            "mask_ceiling": {"amodal_AP": full_metrics(ceiling)["amodal"]["AP"]},
+            "mask_ceiling": ceilings,
             **({"curve": [*curve, curve_point(int(summary.get("iterations", params["train"]["iterations"])), metrics)]}
                if snapshots else {}),
             **({"shape": {"fingerprint": shape_fingerprint(params), "models": [str(shape[0]), str(shape[1])]}}
