@@ -28,6 +28,7 @@ BEFORE_THE_KEY: dict[str, Any] = {
     "mask_batch_size_per_image": 0, "roi_sampling_ratio": 2,
     # The edge branch's forms before the paper's became the default (docs/model.md, "Edge branch forms").
     "edge_depth_pooling": "image", "occlusion_refinement": "residual",
+    "edge_pos_weight": 1.0,  # eq. 25 as printed, before the weighted loss became the default (issue 33)
 }
 
 

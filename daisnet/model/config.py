@@ -64,7 +64,7 @@ class ModelConfig:
     edge_fcn: str = "plain"  # fcn setup: plain (two convolutions) | encoder_decoder (a micro FCN)
     occlusion_refinement: str = "mask_head"  # mask_head: "a separate mask head" | residual over the logits
     edge_loss_reduction: str = "mean"  # mean | sum (eq. 24's sum over an RoI's pixels)
-    edge_pos_weight: float = 1.0  # weight of the edge pixels' term in L_oe (1: eq. 25 as printed)
+    edge_pos_weight: float = 24.0  # weight of the edge pixels' term in L_oe (1: eq. 25 as printed; docs/model.md)
     refine_loss_weight: float = 1.0
     shape_prior: str = "off"
     shape_prior_depth: str = "all"  # all | visible | none: local depth in the shape code (§5.5 S / SV)

@@ -24,7 +24,8 @@ def _inputs(*kinds: str) -> dict[str, str]:
     return {"model.inputs": "[" + ",".join(kinds) + "]"}
 
 
-O = {"model.occlusion_edge": "mask_head"}
+# The paper's O: its edge loss as eq. 25 prints it (unweighted), as every committed O run was measured.
+O = {"model.occlusion_edge": "mask_head", "model.edge_pos_weight": "1"}
 ROWS: tuple[Row, ...] = (
     Row("R", _inputs("rgb")),
     Row("R+D", _inputs("rgb", "depth")),
@@ -45,7 +46,7 @@ ROWS: tuple[Row, ...] = (
     Row("R+SV", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "visible"}, weights=("imagenet",)),
     Row("R+D+N+O", {**_inputs("rgb", "depth", "normal"), **O}),
     # R+O with the edge pixels weighted by 1 / their share of RoI pixels (~4%; docs/model.md): issue 33's point 4.
-    Row("R+OW", {**_inputs("rgb"), **O, "model.edge_pos_weight": "24"}, weights=()),
+    Row("R+OW", {**O, **_inputs("rgb"), "model.edge_pos_weight": "24"}, weights=()),
     # Upper bounds, not in Table 1 (docs/ablation.md, "Oracle rows"): a learned part fed its ground truth.
     Row("R+O*", {**_inputs("rgb"), **O, "model.oracle": "edge"}, weights=()),
     Row("R+S*", {**_inputs("rgb"), "model.shape_prior": "on", "shape_prior.depth": "all", "model.oracle": "shape"},
