@@ -396,3 +396,14 @@ def test_the_side_charts_are_named_after_the_main_chart_in_one_place():
     assert [path for path, _ in OUT_CHARTS.outputs(str(chart), {})] == [chart, *(chart_beside(chart, k) for k in SIDE_CHARTS)]
     with pytest.raises(ValueError, match="unknown side chart"):
         chart_beside(chart, "edges")
+
+
+def test_the_study_measures_the_mask_ceiling_of_every_row_the_edges_section_shows():
+    from daisnet.pipeline.ablation import MASK_CEILING_ROWS
+    from daisnet.pipeline.edges_and_prior import PARTS
+    from daisnet.pipeline.study import _wants_mask_ceiling
+
+    shown = {"R"} | {name for p in PARTS for name in (p.learned, p.oracle, *p.variants)}
+    assert shown == set(MASK_CEILING_ROWS) and shown <= set(ROW_BY_NAME)
+    assert _wants_mask_ceiling(RunSpec("R+O*", 0)) and not _wants_mask_ceiling(RunSpec("R+D", 0))
+    assert not _wants_mask_ceiling(RunSpec("R+O", 0, depth_source="bts:650"))  # the section is ground truth only

@@ -33,7 +33,7 @@ from daisnet.errors import InputError
 from daisnet.evaluate.run import full_metrics
 from daisnet.hashing import sha256_file
 from daisnet.params import DEGRADATIONS, check_degradation, set_dotted
-from daisnet.pipeline.ablation import PROFILES, ROW_BY_NAME, ROWS
+from daisnet.pipeline.ablation import MASK_CEILING_ROWS, PROFILES, ROW_BY_NAME, ROWS
 from daisnet.pipeline.depth_quality import GROUND_TRUTH_QUALITY
 
 RUNS_FILE = Path("reports/ablation/runs.jsonl")
@@ -156,6 +156,10 @@ def curve_point(iteration: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
     if "edge" in metrics:
         point["edge_f1"] = metrics["edge"]["f1"]
     return point
+
+
+def _wants_mask_ceiling(spec: RunSpec) -> bool:
+    return spec.row in MASK_CEILING_ROWS and spec.depth_source == "ground_truth"
 
 
 def _needs_shape_prior(spec: RunSpec) -> bool:
@@ -424,7 +428,8 @@ class Study:
         # The same detections with their ground-truth amodal masks (all pixels; only the hidden part):
         # what any mask-side part could add, and what completing behind occluders could.
         ceilings = {}
-        for region, key in (("all", "amodal_AP"), ("hidden", "hidden_amodal_AP")):
+        regions = (("all", "amodal_AP"), ("hidden", "hidden_amodal_AP")) if _wants_mask_ceiling(spec) else ()
+        for region, key in regions:
             out = folder / ("eval-mask-ceiling" if region == "all" else f"eval-mask-ceiling-{region}")
             if not (out / "metrics.json").exists():
                 self.daisnet("evaluate", str(model), PIPELINE["prepared_val"], "--out", str(out), *evaluate,
@@ -449,7 +454,7 @@ class Study:
             "eval_seconds": round(eval_seconds, 1), "commit": git_commit(), "data": used,
             "features": {"fingerprint": feature_fingerprint(params), "stores": [str(features["train"]), str(features["val"])]},
             "depth_quality": quality, **({"depth_model": depth_model} if depth_model else {}),
-            "mask_ceiling": ceilings,
+            **({"mask_ceiling": ceilings} if ceilings else {}),
             **({"curve": [*curve, curve_point(int(summary.get("iterations", params["train"]["iterations"])), metrics)]}
                if snapshots else {}),
             **({"shape": {"fingerprint": shape_fingerprint(params), "models": [str(shape[0]), str(shape[1])]}}
