@@ -10,6 +10,8 @@ verdicts of the study's rule (run_stats.verdict):
 - the oracle does not beat R: what reads the part (the refinement, the fusion) or the schedule limits,
   since even the truth does not help;
 - both beat R: the claim holds, and the oracle's margin over the learned row is what is left.
+The `long` runs' curves then say whether the schedule is the limit: the learned row's (or a variant's)
+best gain over R at 1000, 2000 or 3000 iterations, and whether the seed ranges are apart there.
 """
 
 from __future__ import annotations
@@ -92,29 +94,68 @@ def ceiling_summary(gains: tuple[int, float, float] | None) -> list[str]:
             f"the hidden part can add at most that second figure here, however good it is."]
 
 
+@dataclass(frozen=True)
+class SchedulePoint:
+    """A learned row's best point against R on the `long` runs' curves."""
+    row: str
+    iterations: int
+    gain: float  # mean amodal AP of the row minus R's, at `iterations`
+    seeds: int  # the fewer of the two rows' seed counts there
+    apart: bool  # the seed ranges do not overlap (and each row has >= 2 seeds)
+
+    def holds(self) -> bool:
+        return self.apart and self.gain > 0
+
+    def __str__(self) -> str:
+        spread = "ranges apart" if self.apart else ("one seed" if self.seeds < 2 else "ranges overlap")
+        return f"{self.row} {self.gain:+.1f} AP over R at {self.iterations} iterations ({self.seeds} seeds, {spread})"
+
+
+def best_schedule_point(part: Part, curves: Mapping[str, Mapping[int, Sequence[float]]]) -> SchedulePoint | None:
+    """The learned row's (or a variant's) largest mean gain over R at any iteration both have a curve point at."""
+    base = curves.get("R", {})
+    points = []
+    for name in (part.learned, *part.variants):
+        for step in sorted(set(curves.get(name, {})) & set(base)):
+            a, b = curves[name][step], base[step]
+            apart = min(len(a), len(b)) >= 2 and (min(a) > max(b) or min(b) > max(a))
+            points.append(SchedulePoint(name, step, statistics.fmean(a) - statistics.fmean(b), min(len(a), len(b)), apart))
+    return max(points, key=lambda p: (p.holds(), p.gain), default=None)
+
+
 def diagnosis(part: Part, base: RowStats | None, learned: RowStats | None, oracle: RowStats | None,
-              gains: tuple[int, float, float] | None = None) -> str:
+              gains: tuple[int, float, float] | None = None, schedule: SchedulePoint | None = None) -> str:
     """Which part limits the claim, in one sentence, from the three rows' verdicts (and, where even
-    the oracle does not help, the mask ceilings `gains` say what the hidden part is worth)."""
+    the oracle does not help, the mask ceilings `gains` say what the hidden part is worth; the best point
+    of the `long` curves, `schedule`, whether training longer is what it lacks)."""
     oracle_gain, learned_gain = verdict(oracle, base, +1), verdict(learned, base, +1)
+    curves = ("; the curves (`--profile long`) are not run yet" if schedule is None
+              else f"; on the curves, the best point: {schedule}")
     if oracle_gain in ("not run", "too few seeds"):
         return (f"not yet known: {part.oracle} has {0 if oracle is None else oracle.n} seed(s) "
                 f"(`daisnet ablation --rows '{part.oracle}' --seeds 0,1`)")
+    if schedule is not None and schedule.holds() and learned_gain != "holds":
+        return (f"**the schedule limits**: at 1000 iterations the learned row gives {_delta(learned, base)} AP over R "
+                f"and its oracle {_delta(oracle, base)}; trained longer, {schedule}")
     if oracle_gain == "holds" and learned_gain != "holds":
         return (f"**the {part.part} limits**: fed the ground truth, the {part.reader} gains "
-                f"{_delta(oracle, base)} AP over R; the learned {part.part} gives {_delta(learned, base)}")
+                f"{_delta(oracle, base)} AP over R; the learned {part.part} gives {_delta(learned, base)}{curves}")
     if oracle_gain == "holds":
         return (f"**the claim holds**; a perfect {part.part} would add {_delta(oracle, learned)} AP more")
-    why = (f"**the {part.reader} (or the schedule) limits**: even the ground truth gives "
-           f"{_delta(oracle, base)} AP over R ({oracle_gain}), so no better {part.part} can help in this setting")
+    limit = (f"the {part.reader} (or the schedule)" if schedule is None
+             else f"the {part.reader}, not the schedule,")
+    why = (f"**{limit} limits**: even the ground truth gives "
+           f"{_delta(oracle, base)} AP over R ({oracle_gain}; {_delta(oracle, learned)} over {part.learned}), so no "
+           f"better {part.part} can lift {part.learned} clearly above R in this setting")
     if gains is not None:
         why += (f"; what it completes, the hidden part, is worth {gains[2]:+.1f} AP to these detections when perfect "
                 f"(perfect masks everywhere: {gains[1]:+.1f})")
-    return why
+    return why + curves
 
 
-def edges_and_prior_section(stats: Mapping[tuple[str, str, str], RowStats]) -> list[str]:
-    base = _row(stats, "R")
+def edges_and_prior_section(stats: Mapping[tuple[str, str, str], RowStats],
+                            curve_records: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    base, curves = _row(stats, "R"), curve_means(curve_records)
     lines = ["## Occlusion edges and the shape prior", "",
              "Each learned part beside its oracle: the same model fed that part's ground truth, at training and at "
              "test (`model.oracle`; docs/ablation.md, \"Oracle rows\"). Ground-truth depth, means over seeds; edge F1: "
@@ -141,12 +182,13 @@ def edges_and_prior_section(stats: Mapping[tuple[str, str, str], RowStats]) -> l
     lines += ["", "| claim | verdict (ours, vs R) | which part limits |", "|---|---|---|"]
     for part in PARTS:
         learned, oracle = _row(stats, part.learned), _row(stats, part.oracle)
-        lines.append(f"| {part.claim} | {verdict(learned, base, +1)} | {diagnosis(part, base, learned, oracle, gains)} |")
+        why = diagnosis(part, base, learned, oracle, gains, best_schedule_point(part, curves))
+        lines.append(f"| {part.claim} | {verdict(learned, base, +1)} | {why} |")
     return lines + [""]
 
 
-CURVE_COLOURS = {"R": (90, 90, 90), "R+O": (214, 39, 40), "R+S": (44, 160, 44), "R+DN+N": (31, 119, 180),
-                 "R+O*": (255, 127, 14), "R+S*": (148, 103, 189)}
+CURVE_COLOURS = {"R": (90, 90, 90), "R+O": (214, 39, 40), "R+OW": (227, 119, 194), "R+S": (44, 160, 44),
+                 "R+DN+N": (31, 119, 180), "R+O*": (255, 127, 14), "R+S*": (148, 103, 189)}
 OTHER_COLOUR = (140, 86, 75)
 
 

@@ -115,7 +115,7 @@ def markdown(records: Sequence[Mapping[str, Any]], paper: Mapping[str, Any], run
     for source in bts_sources(stats):
         lines += [f"## Rows, BTS-predicted depth (`{source}`)", "", *rows_table(stats, source, paper, order), ""]
     lines += depth_quality_section(records, chart_link=quality_chart)
-    lines += edges_and_prior_section(stats)
+    lines += edges_and_prior_section(stats, curve_records)
     lines += curves_section(curve_records, curves_chart)
     lines += owed_section(stats)
     lines += ["## Amodal AP by occlusion level (means over seeds)", "", *occlusion_table(stats, order)]
