@@ -73,10 +73,10 @@ def _mask_ceiling(row: RowStats | None, key: str) -> str:
     return f"{statistics.fmean(values):.2f}{seeds}"
 
 
-def ceiling_gains(rows: Sequence[RowStats]) -> tuple[int, float, float] | None:
-    """Over every run of `rows` measured both ways: (runs, mean AP gain with perfect amodal masks, mean
+def ceiling_gains(records: Sequence[Mapping[str, Any]]) -> tuple[int, float, float] | None:
+    """Over every run of `records` measured both ways: (runs, mean AP gain with perfect amodal masks, mean
     gain with perfect masks only in the hidden part), each against the run's own AP."""
-    runs = [r for row in rows for r in row.records if {"amodal_AP", "hidden_amodal_AP"} <= set(r.get("mask_ceiling", {}))]
+    runs = [r for r in records if {"amodal_AP", "hidden_amodal_AP"} <= set(r.get("mask_ceiling", {}))]
     if not runs:
         return None
     own = [r["metrics"]["amodal"]["AP"] for r in runs]
@@ -177,7 +177,7 @@ def edges_and_prior_section(stats: Mapping[tuple[str, str, str], RowStats],
                          f"{_delta(row, base)} | {'–' if against is None else _delta(row, against)} | {_edge_f1(row)} | "
                          f"{_mask_ceiling(row, 'amodal_AP')} | {_mask_ceiling(row, 'hidden_amodal_AP')} |")
             shown.append(row)
-    gains = ceiling_gains(shown)
+    gains = ceiling_gains([r for row in shown for r in row.records])
     lines += ceiling_summary(gains)
     lines += ["", "| claim | verdict (ours, vs R) | which part limits |", "|---|---|---|"]
     for part in PARTS:
@@ -222,6 +222,11 @@ def curves_section(records: Sequence[Mapping[str, Any]], chart_link: str | None)
         cells = [f"{statistics.fmean(points[i]):.2f} ({min(points[i]):.1f}-{max(points[i]):.1f})" if i in points
                  else "–" for i in steps]
         lines.append(f"| {row} | {seeds} | " + " | ".join(cells) + " |")
+    gains = ceiling_gains([r for r in records if r["depth_source"] == DEPTH and r["weights"] == "random"])
+    if gains is not None:
+        n, gain_all, gain_hidden = gains
+        lines += ["", f"Mask ceiling at the end of these runs ({n} measured both ways): perfect amodal masks would add "
+                  f"{gain_all:+.1f} AP to the same detections, perfect masks only in the hidden part {gain_hidden:+.1f}."]
     if chart_link:
         lines += ["", f"![amodal AP against training iterations, mean over seeds, per row]({chart_link})"]
     return lines + [""]
@@ -241,8 +246,16 @@ def draw_curves_chart(records: Sequence[Mapping[str, Any]], path: Path) -> None:
         return int(margin + iteration / last * width), int(margin + (1 - ap / top) * height)
 
     draw.rectangle([margin, margin, margin + width, margin + height], outline=(0, 0, 0))
-    draw.text((margin, margin - 16), f"amodal AP 0 .. {top:.0f}", fill=(0, 0, 0))
-    draw.text((margin, margin + height + 4), f"iterations 0 .. {last}", fill=(0, 0, 0))
+    draw.text((margin, margin - 16), "amodal AP", fill=(0, 0, 0))
+    for ap in range(0, int(top) + 1, 10):  # a faint line every 10 AP
+        y = xy(0, ap)[1]
+        draw.line([(margin, y), (margin + width, y)], fill=(225, 225, 225))
+        draw.text((margin - 22, y - 6), f"{ap:>3}", fill=(0, 0, 0))
+    for step in steps:
+        x = xy(step, 0)[0]
+        draw.line([(x, margin + height), (x, margin + height + 4)], fill=(0, 0, 0))
+        draw.text((x - 12, margin + height + 6), str(step), fill=(0, 0, 0))
+    draw.text((margin + width // 2 - 24, margin + height + 20), "iterations", fill=(0, 0, 0))
     for k, (row, points) in enumerate(sorted(curves.items(), key=lambda kv: list(CURVE_COLOURS).index(kv[0])
                                              if kv[0] in CURVE_COLOURS else len(CURVE_COLOURS))):
         colour = CURVE_COLOURS.get(row, OTHER_COLOUR)
