@@ -408,6 +408,9 @@ def test_the_curves_say_whether_the_schedule_limits_each_claim(tmp_path):
     section = out.read_text().split("## Occlusion edges and the shape prior")[1]
     assert "Mask ceiling at the end of these runs (2 measured both ways): perfect amodal masks would add +11.5 AP" in section
     assert "perfect masks only in the hidden part +0.8." in section
+    # where each row's gain comes from, at the end: visible AP (ap - 5 here) and the ceilings its runs measured
+    assert "| R | 2 | 17.50 (17.0-18.0) | 20.50 (20.0-21.0) | 22.50 (22.0-23.0) | 17.50 | 34.00 (1 of 2) | 23.00 (1 of 2) |" in section
+    assert "| R+S | 2 | 16.75 (16.0-17.5) | 20.75 (20.0-21.5) | 21.75 (21.0-22.5) | 16.75 | – | – |" in section
     edges = next(line for line in section.splitlines() if line.startswith("| occlusion edges help"))
     prior = next(line for line in section.splitlines() if line.startswith("| the 3D shape prior helps"))
     assert "**the schedule limits**" in edges
@@ -415,6 +418,10 @@ def test_the_curves_say_whether_the_schedule_limits_each_claim(tmp_path):
     # R+S never clears R: its best point is 2000 iterations (+0.2), with overlapping ranges
     assert "**the prior's fusion, not the schedule, limits**" in prior
     assert "R+S +0.2 AP over R at 2000 iterations (2 seeds, ranges overlap)" in prior
+    # with one seed of a row on the curves, its point says so once, not as a count
+    one = [r for r in long if not (r["row"] == "R+S" and r["seed"] == 1)]
+    write_report([*short, *one], out, tmp_path / "ablation.png", "runs.jsonl")
+    assert "R+S -0.5 AP over R at 2000 iterations (one seed)" in out.read_text()
     # without the curves the diagnosis says they are owed
     write_report(short, out, None, "runs.jsonl")
     assert "(or the schedule) limits" in out.read_text() and "are not run yet" in out.read_text()

@@ -107,8 +107,8 @@ class SchedulePoint:
         return self.apart and self.gain > 0
 
     def __str__(self) -> str:
-        spread = "ranges apart" if self.apart else ("one seed" if self.seeds < 2 else "ranges overlap")
-        return f"{self.row} {self.gain:+.1f} AP over R at {self.iterations} iterations ({self.seeds} seeds, {spread})"
+        spread = "one seed" if self.seeds < 2 else f"{self.seeds} seeds, ranges {'apart' if self.apart else 'overlap'}"
+        return f"{self.row} {self.gain:+.1f} AP over R at {self.iterations} iterations ({spread})"
 
 
 def best_schedule_point(part: Part, curves: Mapping[str, Mapping[int, Sequence[float]]]) -> SchedulePoint | None:
@@ -203,6 +203,14 @@ def curve_means(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[int, lis
     return {row: dict(points) for row, points in curves.items()}
 
 
+def _end_ceiling(runs: Sequence[Mapping[str, Any]], key: str) -> str:
+    """Mean mask ceiling `key` over the runs that measured it at their end, with the count if not all did."""
+    values = [r["mask_ceiling"][key] for r in runs if key in (r.get("mask_ceiling") or {})]
+    if not values:
+        return "–"
+    return f"{statistics.fmean(values):.2f}" + ("" if len(values) == len(runs) else f" ({len(values)} of {len(runs)})")
+
+
 def curves_section(records: Sequence[Mapping[str, Any]], chart_link: str | None) -> list[str]:
     """AP against iterations per row, from the runs that kept their models along the way."""
     curves = curve_means(records)
@@ -214,13 +222,21 @@ def curves_section(records: Sequence[Mapping[str, Any]], chart_link: str | None)
              "Runs of the `long` profile (3000 iterations, cosine to 0 at the end), each evaluated at 1000 and 2000 "
              "iterations from the models it kept on the way (`train.snapshot_every`) and at its end: the points of one "
              "run share its schedule, so the middle ones are at a higher learning rate than a run of that length "
-             "would end with. Amodal AP, mean (min-max) over seeds; these runs are not in the tables above.", "",
-             "| row | seeds | " + " | ".join(f"{i} it" for i in steps) + " |", "|---|---|" + "---|" * len(steps)]
+             "would end with. Amodal AP, mean (min-max) over seeds; these runs are not in the tables above. At the "
+             "end, where a row's gain comes from: its visible AP (the visible-mask head), and the same detections "
+             "with perfect amodal masks everywhere (what the detections are worth) or only in the hidden part (the "
+             "gap to the row's own AP is what its hidden part still misses).", "",
+             "| row | seeds | " + " | ".join(f"{i} it" for i in steps) + " | end: visible AP | end: ceiling all | "
+             "end: ceiling hidden part |", "|---|---|" + "---|" * (len(steps) + 3)]
     for row in order:
         points = curves[row]
         seeds = max(len(v) for v in points.values())
         cells = [f"{statistics.fmean(points[i]):.2f} ({min(points[i]):.1f}-{max(points[i]):.1f})" if i in points
                  else "–" for i in steps]
+        ends = [r for r in records if r["row"] == row and r.get("curve") and r["depth_source"] == DEPTH
+                and r["weights"] == "random"]
+        visible = statistics.fmean(float(r["curve"][-1]["visible_AP"]) for r in ends)
+        cells += [f"{visible:.2f}", _end_ceiling(ends, "amodal_AP"), _end_ceiling(ends, "hidden_amodal_AP")]
         lines.append(f"| {row} | {seeds} | " + " | ".join(cells) + " |")
     gains = ceiling_gains([r for r in records if r["depth_source"] == DEPTH and r["weights"] == "random"])
     if gains is not None:
