@@ -86,5 +86,8 @@ PROFILES: dict[str, dict[str, str]] = {
               "train.decay_milestones": "[0.67,0.89]", "train.optimizer": "sgd", "train.momentum": "0.9",
               "train.weight_decay": "0.0001", "train.decay_norm_and_bias": "true", "train.decay": "step",
               "model.class_agnostic_masks": "false",
+              # eq. 25 unweighted: at long schedules the paper's edge loss learns and beats the weighted one
+              # (R+O against R+OW at 3000 iterations, docs/model.md); 24 only pays in short runs
+              "model.edge_pos_weight": "1",
               "shape_prior.clusters": "1024"},
 }
