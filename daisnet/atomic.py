@@ -8,11 +8,13 @@ Also here: the checks that keep a command from destroying its own inputs or a us
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -35,6 +37,29 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # another user's live process
         return True
     return True
+
+
+def settle_zarr_writes(timeout: float = 60.0) -> None:
+    """Wait until no write that Zarr started in this process is still running.
+
+    Zarr writes a node's files (an array's zarr.json and its parents') with `asyncio.gather` on its
+    IO loop: when one write fails (a full disk), the call raises at once while the others go on in
+    the loop's threads. Removing a failed output then is not the end of it: a late write recreates
+    the folder (seen as a leftover `.val.zarr.<pid>-*.tmp/val.zarr/zarr.json`, about 1 run in 100
+    on a loaded machine). A no-op when Zarr has not started its loop here.
+    """
+    sync = sys.modules.get("zarr.core.sync")
+    loop = sync.loop[0] if sync is not None else None
+    if loop is None or loop.is_closed():
+        return
+
+    async def others_done() -> None:
+        pending = asyncio.all_tasks() - {asyncio.current_task()}
+        if pending:
+            await asyncio.wait(pending)
+
+    with contextlib.suppress(TimeoutError):  # a write hung past `timeout`: clean up regardless
+        sync.sync(others_done(), loop=loop, timeout=timeout)
 
 
 def remove_stale_temporaries(target: Path) -> list[Path]:
@@ -244,6 +269,7 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
             raise translated from exc
         raise
     tmp = tmp_dir / target.name
+    landed = False
     try:
         yield tmp
         if not tmp.exists():
@@ -257,6 +283,7 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
             old = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, old)
         os.replace(tmp, target)
+        landed = True
         if old is not None:
             _remove(old)
     except OSError as exc:
@@ -268,6 +295,8 @@ def atomic_output(target: str | os.PathLike) -> Iterator[Path]:
                 raise translated from exc
         raise
     finally:
+        if not landed:
+            settle_zarr_writes()  # else a write still in flight could recreate tmp_dir after its removal
         shutil.rmtree(tmp_dir, ignore_errors=True)
         if not target.exists():  # failed: the folders made for it go too
             for folder in reversed(created):

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from daisnet.atomic import settle_zarr_writes
 from daisnet.progress import Progress
 
 # One core per worker: numeric libraries and zarr's codec thread pool would otherwise oversubscribe.
@@ -46,13 +47,23 @@ def dask_client(workers: int) -> Iterator[Any]:
             yield client
 
 
+def _settled(function: Callable[..., Any], *args: Any) -> Any:
+    """`function(*args)`, which on failure returns only once its Zarr writes have ended: the caller
+    removes the half-written output when a task fails (`daisnet.atomic.settle_zarr_writes`)."""
+    try:
+        return function(*args)
+    except BaseException:
+        settle_zarr_writes()
+        raise
+
+
 def submit_tasks(client: Any, function: Callable[..., Any], args: Sequence[tuple]) -> list[Any]:
     """Start `function(*a)` for each `a` on the client: Dask futures, run in submission order as
     workers free up. Without a client the calls run here and now, and their results stand in."""
     if client is None:
         return [function(*a) for a in args]
     # pure=False: tasks write files; never let Dask dedupe or cache them.
-    return [client.submit(function, *a, pure=False) for a in args]
+    return [client.submit(_settled, function, *a, pure=False) for a in args]
 
 
 def gather_tasks(client: Any, handles: Sequence[Any], *, progress: bool = False, label: str = "") -> list[Any]:

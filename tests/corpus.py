@@ -181,7 +181,8 @@ def check(case: Case, fixtures: Fixtures, tmp: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: "), report
         assert re.search(case.match, lines[0]), f"{case.match!r} not in the line\n{report}"
         after_tmp = snapshot([tmp])
-        assert {k: v for k, v in after_tmp.items() if k not in before_tmp} == {}, "left behind"
+        left = sorted(k for k in after_tmp if k not in before_tmp)
+        assert not left, f"left behind: {left[:5]}\n{report}"
         assert after_tmp == before_tmp, "a file in the case's folder changed"
         assert snapshot(inputs) == before_inputs, "an input changed"
     finally:

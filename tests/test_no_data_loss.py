@@ -5,11 +5,13 @@ tests/test_hostile_inputs.py."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
 import resource
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -84,3 +86,39 @@ def test_a_checkpoint_write_on_a_full_disk_says_so_and_keeps_the_old_file(tmp_pa
     assert status == 2 and line.startswith(f"{path}: cannot write the output: file too large"), line
     assert path.read_bytes() == before
     assert sorted(p.name for p in path.parent.iterdir()) == ["last.pt"]
+
+
+async def _late_write(store: Path, delay: float) -> None:
+    """What zarr's `asyncio.gather` leaves running when another write of the same call failed."""
+    await asyncio.sleep(delay)
+    store.mkdir(parents=True, exist_ok=True)
+    (store / "zarr.json").write_text("{}")
+
+
+def test_a_failed_output_waits_for_zarr_writes_still_in_flight(tmp_path: Path) -> None:
+    # A full disk failed one write of a zarr call; a sibling write of the same call was still
+    # running on zarr's IO loop and recreated the removed temporary (CI, 1 run in ~100).
+    from zarr.core.sync import _get_loop
+
+    target = tmp_path / "val.zarr"
+    with pytest.raises(OSError), atomic_output(target) as tmp:
+        asyncio.run_coroutine_threadsafe(_late_write(tmp, 0.3), _get_loop())
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    time.sleep(0.4)  # past the late write, had it not been waited for
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failed_task_ends_only_after_its_zarr_writes(tmp_path: Path) -> None:
+    # The same in a Dask task: the caller settles the failed tasks, then removes the output.
+    from daisnet.cluster import _settled
+
+    with pytest.raises(OSError):
+        _settled(_fail_after_a_late_write, tmp_path / "store")
+    assert (tmp_path / "store" / "zarr.json").is_file()  # written before the task reported its failure
+
+
+def _fail_after_a_late_write(store: Path) -> None:
+    from zarr.core.sync import _get_loop
+
+    asyncio.run_coroutine_threadsafe(_late_write(store, 0.3), _get_loop())
+    raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
