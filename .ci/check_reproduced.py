@@ -5,9 +5,10 @@
    run against the committed dvc.lock, reports no change. No output holds a wall time (they go to
    logs/timings/, outside git and DVC: docs/metrics.md), so there is no exception to this.
    Except BTS's training (train_depth): like DAISnet's, it gives the same bytes on the same CPU and
-   other bytes on another CPU generation (measured: AMD Zen 5 against Zen 4, docs/reproducibility.md). When its checkpoint differs, its val abs rel must be within
-   `--abs-rel-tolerance` of the committed reports/depth.json, and then its outputs, and the depth
-   stages' dependence on the checkpoint, are not counted as changes (everything else still is).
+   other bytes on another CPU generation (measured: AMD Zen 5 against Zen 4, docs/reproducibility.md).
+   When its checkpoint differs, its val abs rel must be within `--abs-rel-tolerance` of the committed
+   reports/depth.json, and then its outputs, and the depth stages' dependence on the checkpoint, are
+   not counted as changes (everything else still is).
 2. The evaluate stage's amodal AP is within `--ap-tolerance` (2.5) of the committed
    reports/eval/metrics.json: DAISnet's training is not bit-reproducible across CPUs, and two hosts of
    this machine kind gave 35.66 and 33.54 from the same inputs and code (the seeds' own spread:

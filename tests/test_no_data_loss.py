@@ -98,12 +98,9 @@ async def _late_write(store: Path, delay: float) -> None:
 def test_a_failed_output_waits_for_zarr_writes_still_in_flight(tmp_path: Path) -> None:
     # A full disk failed one write of a zarr call; a sibling write of the same call was still
     # running on zarr's IO loop and recreated the removed temporary (CI, 1 run in ~100).
-    from zarr.core.sync import _get_loop
-
     target = tmp_path / "val.zarr"
     with pytest.raises(OSError), atomic_output(target) as tmp:
-        asyncio.run_coroutine_threadsafe(_late_write(tmp, 0.3), _get_loop())
-        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+        _fail_after_a_late_write(tmp)
     time.sleep(0.4)  # past the late write, had it not been waited for
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
@@ -118,6 +115,7 @@ def test_a_failed_task_ends_only_after_its_zarr_writes(tmp_path: Path) -> None:
 
 
 def _fail_after_a_late_write(store: Path) -> None:
+    """A write that fails on a full disk while a sibling zarr write of `store` is still running."""
     from zarr.core.sync import _get_loop
 
     asyncio.run_coroutine_threadsafe(_late_write(store, 0.3), _get_loop())
